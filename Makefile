@@ -1,0 +1,37 @@
+# MagNet for OpenMMLab — developer entry points.
+#   make test   create/update .venv, install everything, run the test suite
+#   make demo   the main job on the embedded default (generated dataset)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.magnet-installed
+REQS := requirements.txt $(wildcard requirements/*.txt)
+PYTEST_ARGS ?= -m "not slow"
+
+.PHONY: install test test-all lint demo clean-venv
+
+$(PY):
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) $(REQS)
+	$(PY) -m pip install --upgrade pip 'setuptools<81' wheel
+	# torch first and pinned, so nothing later can pull a CUDA build
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -r requirements/nodeps.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-all: PYTEST_ARGS :=
+test-all: test
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,77 @@
+# MagNet, paper setting: Swin-B (window 12, ImageNet-22K init) + BERT-base
+# (uncased), language fusion at every stage, Mask2Former-style 1-query head.
+# Architecture of the released checkpoints (magnet_refcoco.pth ...).
+custom_imports = dict(imports=['projects.magnet'], allow_failed_imports=False)
+
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255)
+
+bert_base_uncased = dict(
+    vocab_size=30522,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    hidden_act='gelu',
+    hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1,
+    max_position_embeddings=512,
+    type_vocab_size=2,
+    layer_norm_eps=1e-12,
+    pad_token_id=0)
+
+model = dict(
+    type='MagNet',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='MultimodalSwin',
+        pretrain_img_size=384,
+        embed_dims=128,
+        depths=(2, 2, 18, 2),
+        num_heads=(4, 8, 16, 32),
+        window_size=12,
+        mlp_ratio=4,
+        qkv_bias=True,
+        drop_path_rate=0.3,
+        patch_norm=True,
+        text_channels=768,
+        pwam_heads=(1, 1, 1, 1),
+        fusion_dropout=0.0,
+        pool_sizes=(1, 2, 3, 6),
+        use_alignment=True,
+        # official Swin / mmseg / mmpretrain checkpoints all load
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/swin_base_patch4_window12_384_22k.pth')),
+    text_encoder=dict(
+        type='BertLanguageEncoder',
+        bert_cfg=bert_base_uncased,
+        stage_ends=(3, 6, 9, 12),
+        vision_channels=(128, 256, 512, 1024),
+        fusion_heads=(1, 1, 1, 1),
+        fusion_dropout=0.0,
+        mask_mode='official',
+        # hub name or local folder; read only by init_weights()
+        init_cfg=dict(type='Pretrained', checkpoint='bert-base-uncased')),
+    decode_head=dict(
+        type='MagNetHead',
+        in_channels=(128, 256, 512, 1024),
+        strides=(4, 8, 16, 32),
+        feat_channels=256,
+        mask_channels=256,
+        hidden_channels=256,
+        num_heads=8,
+        num_encoder_layers=4,
+        encoder_ffn_channels=1024,
+        num_decoder_layers=9,
+        decoder_ffn_channels=2048,
+        num_queries=1,
+        num_classes=1),
+    lang_proj_dim=256,
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole', output_size='input'))

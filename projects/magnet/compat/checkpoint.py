@@ -1,0 +1,174 @@
+"""Checkpoint trust boundary for torch >= 2.6.
+
+torch >= 2.6 loads checkpoints with ``weights_only=True`` by default, which
+refuses any pickled Python object that is not a tensor or a plain container.
+mmengine 0.10.7 calls ``torch.load`` without that argument, so resuming or
+testing an mmengine checkpoint (which stores a ``HistoryBuffer``, numpy
+scalars, ...) fails. The project draws the boundary as follows:
+
+* **Released weights and converter inputs** (official MagNet / Swin / BERT
+  files, anything a user downloads) are plain tensors. They are always loaded
+  with ``weights_only=True`` (:func:`load_weights`). Nothing in them can run.
+* **Checkpoints written by the project's own Runner** hold a few extra
+  mmengine/numpy types. These types are added to torch's weights-only
+  allowlist (:data:`RUNNER_SAFE_GLOBALS`), so they also load weights-only.
+* **Anything else** that needs full unpickling is refused with an error that
+  names the file and the offending object — unless the file lies under a
+  directory the user explicitly trusts: a run's ``work_dir`` (registered by
+  ``tools/train.py`` / ``tools/test.py``), or a directory listed in the
+  ``MAGNET_TRUSTED_CHECKPOINT_DIRS`` environment variable
+  (``os.pathsep``-separated). Only those files may be fully unpickled.
+
+:func:`install_checkpoint_loader` registers this policy as mmengine's loader
+for local paths, so ``load_checkpoint``, ``Runner.resume`` and
+``tools/test.py`` use it.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import pickle
+from typing import Any, Iterable, List, Optional, Set
+
+import numpy as np
+import torch
+
+__all__ = [
+    'UntrustedCheckpointError', 'load_weights', 'load_runner_checkpoint',
+    'trust_directory', 'is_trusted', 'install_checkpoint_loader',
+    'RUNNER_SAFE_GLOBALS'
+]
+
+TRUST_ENV = 'MAGNET_TRUSTED_CHECKPOINT_DIRS'
+_trusted_dirs: Set[str] = set()
+
+
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """A checkpoint needs full unpickling and is not in a trusted place."""
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """Stand-in for ``getattr`` while unpickling, limited to HistoryBuffer.
+
+    mmengine's ``HistoryBuffer`` pickles its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``. Allowing the real ``getattr`` would
+    let a file reach any attribute of any allowed object; this one only
+    returns public methods of ``HistoryBuffer``.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and not name.startswith('_') and callable(
+            getattr(HistoryBuffer, name, None)):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
+
+
+def _runner_safe_globals() -> List[Any]:
+    """Types that mmengine writes into its own checkpoints' ``meta``."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    safe: List[Any] = [
+        HistoryBuffer, np.dtype, np.ndarray,
+        (_history_buffer_getattr, 'builtins.getattr')
+    ]
+    core = getattr(np, '_core', None) or np.core
+    safe.append(core.multiarray._reconstruct)
+    safe.append(core.multiarray.scalar)
+    # numpy >= 1.25 pickles dtypes as instances of per-type dtype classes
+    for name in dir(np.dtypes):
+        cls = getattr(np.dtypes, name)
+        if isinstance(cls, type) and issubclass(cls, np.dtype):
+            safe.append(cls)
+    return safe
+
+
+RUNNER_SAFE_GLOBALS = _runner_safe_globals()
+
+
+def _abs(path: str) -> str:
+    return osp.realpath(osp.abspath(osp.expanduser(path)))
+
+
+def trust_directory(path: str) -> None:
+    """Allow full unpickling of checkpoints under ``path`` (e.g. work_dir)."""
+    _trusted_dirs.add(_abs(path))
+
+
+def _env_dirs() -> Iterable[str]:
+    value = os.environ.get(TRUST_ENV, '')
+    return [_abs(p) for p in value.split(os.pathsep) if p.strip()]
+
+
+def is_trusted(filename: str) -> bool:
+    """Whether ``filename`` lies under a trusted directory."""
+    path = _abs(filename)
+    for root in list(_trusted_dirs) + list(_env_dirs()):
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+def load_weights(filename: str, map_location: Any = 'cpu') -> Any:
+    """Load released weights / converter inputs: tensors only, never code.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        UntrustedCheckpointError: The file holds Python objects other than
+            tensors and plain containers.
+    """
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint file not found: {filename}')
+    if filename.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        device = map_location if isinstance(map_location, str) else 'cpu'
+        return load_file(filename, device=device)
+    try:
+        with torch.serialization.safe_globals(RUNNER_SAFE_GLOBALS):
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UntrustedCheckpointError(
+            f'{filename}: refusing to unpickle: the file holds Python '
+            f'objects other than tensors ({_first_line(err)}). Weights are '
+            'loaded with weights_only=True; convert or re-save the file as a '
+            'plain state dict.') from err
+    except (RuntimeError, EOFError, OSError) as err:
+        raise RuntimeError(
+            f'{filename}: not a readable torch checkpoint (truncated or '
+            f'corrupt?): {_first_line(err)}') from err
+
+
+def load_runner_checkpoint(filename: str, map_location: Any = None) -> Any:
+    """mmengine local loader: weights-only, full unpickling only if trusted."""
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    try:
+        with torch.serialization.safe_globals(RUNNER_SAFE_GLOBALS):
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not is_trusted(filename):
+            raise UntrustedCheckpointError(
+                f'{filename}: refusing to unpickle: it needs Python objects '
+                f'beyond tensors ({_first_line(err)}), and loading them can '
+                'run code from the file. If you wrote this checkpoint '
+                'yourself, trust its directory: pass it as --work-dir, or '
+                f'list it in ${TRUST_ENV}.') from err
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def install_checkpoint_loader() -> None:
+    """Register :func:`load_runner_checkpoint` for local paths in mmengine."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    def _load_from_local(filename: str,
+                         map_location: Optional[Any] = None) -> Any:
+        filename = osp.expanduser(filename)
+        return load_runner_checkpoint(filename, map_location)
+
+    CheckpointLoader.register_scheme(prefixes='', force=True)(
+        _load_from_local)

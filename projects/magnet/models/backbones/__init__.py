@@ -1,0 +1,3 @@
+from .multimodal_swin import MultimodalSwin
+
+__all__ = ['MultimodalSwin']

@@ -1,0 +1,203 @@
+"""Multimodal Swin Transformer: mmseg's Swin with language fusion per stage."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+from mmengine.model.weight_init import constant_init, trunc_normal_init
+from mmseg.models.backbones.swin import SwinTransformer
+from mmseg.registry import MODELS
+
+from ..layers.alignment_module import CrossModalAlignment
+from ..layers.gate import ResidualGate
+from ..layers.pwam import PWAM
+from ..utils.swin_checkpoint import load_swin_pretrained
+
+Tensor = torch.Tensor
+
+
+@MODELS.register_module()
+class MultimodalSwin(SwinTransformer):
+    """Swin Transformer whose every stage is fused with the expression.
+
+    Built from mmseg's :class:`SwinTransformer` (patch embedding, window
+    attention blocks, patch merging are mmseg's own modules). Per stage ``s``
+    MagNet adds:
+
+    * ``pwams[s]`` — :class:`PWAM` (pixels attend to the words);
+    * ``gates[s]`` — :class:`ResidualGate` adding the PWAM output to the Swin
+      stream that feeds the next stage (through patch merging);
+    * ``alignments[s]`` — :class:`CrossModalAlignment`; its output is the
+      stage's feature map for the decode head. With ``use_alignment=False``
+      (a LAVT-style model) the head receives ``norm{s}(PWAM output)``.
+
+    The interleaving with the language encoder is driven by the segmentor
+    through :meth:`embed`, :meth:`forward_blocks` and :meth:`fuse`;
+    :meth:`forward` runs the backbone with fixed (not updated) words.
+
+    Args:
+        text_channels (int): Width of the word features.
+        pwam_heads (Sequence[int]): Heads of the PWAMs of each stage.
+        fusion_dropout (float): Dropout inside the PWAMs.
+        pool_sizes (Sequence[int]): Pyramid sizes of the alignment module.
+        pool_reduction (int): Pyramid branch width is C // pool_reduction.
+        use_alignment (bool): Build the cross-modal alignment module.
+        **kwargs: mmseg ``SwinTransformer`` arguments (``embed_dims``,
+            ``depths``, ``num_heads``, ``window_size``, ``drop_path_rate``,
+            ``init_cfg`` ...). ``init_cfg=dict(type='Pretrained',
+            checkpoint=...)`` accepts official Swin, mmseg and mmpretrain
+            checkpoints and MagNet checkpoints (official or converted).
+    """
+
+    def __init__(self,
+                 text_channels: int = 768,
+                 pwam_heads: Sequence[int] = (1, 1, 1, 1),
+                 fusion_dropout: float = 0.0,
+                 pool_sizes: Sequence[int] = (1, 2, 3, 6),
+                 pool_reduction: int = 4,
+                 use_alignment: bool = True,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 **kwargs) -> None:
+        super().__init__(out_indices=out_indices, **kwargs)
+        num_stages = len(self.stages)
+        if len(pwam_heads) != num_stages:
+            raise ValueError(f'pwam_heads needs {num_stages} entries, got '
+                             f'{len(pwam_heads)}')
+        if tuple(out_indices) != tuple(range(num_stages)):
+            raise ValueError('MultimodalSwin fuses and outputs every stage: '
+                             f'out_indices must be {tuple(range(num_stages))}')
+        self.text_channels = text_channels
+        self.use_alignment = use_alignment
+        widths = self.num_features
+        self.pwams = nn.ModuleList(
+            PWAM(c, text_channels, h, fusion_dropout)
+            for c, h in zip(widths, pwam_heads))
+        self.gates = nn.ModuleList(
+            ResidualGate(c, act_cfg=dict(type='GELU')) for c in widths)
+        if use_alignment:
+            self.alignments = nn.ModuleList(
+                CrossModalAlignment(c, text_channels, pool_sizes,
+                                    pool_reduction, h, fusion_dropout)
+                for c, h in zip(widths, pwam_heads))
+        else:
+            self.alignments = None
+
+    # ------------------------------------------------------------------
+    # weights
+    # ------------------------------------------------------------------
+    def init_weights(self) -> None:
+        """Random init of every module, then the pretrained Swin if given.
+
+        New (MagNet) modules: truncated-normal Linear (std 0.02), LayerNorm
+        (1, 0), closed gates. The Swin part is loaded from
+        ``init_cfg.checkpoint`` in any format supported by
+        :func:`load_swin_pretrained`.
+        """
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_init(m, std=.02, bias=0.)
+            elif isinstance(m, nn.LayerNorm):
+                constant_init(m, val=1.0, bias=0.)
+        for gate in self.gates:
+            gate.init_weights()
+        self._is_init = True
+        if self.init_cfg is None:
+            return
+        if self.init_cfg.get('type') != 'Pretrained' or \
+                'checkpoint' not in self.init_cfg:
+            raise ValueError(
+                f'{type(self).__name__} init_cfg must be '
+                "dict(type='Pretrained', checkpoint=...), got "
+                f'{self.init_cfg}')
+        state_dict = load_swin_pretrained(
+            self.init_cfg['checkpoint'], self.state_dict(),
+            prefix=self.init_cfg.get('prefix'))
+        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        loaded = len(state_dict) - len(unexpected)
+        print_log(
+            f'{type(self).__name__}: loaded {loaded} tensors from '
+            f'{self.init_cfg["checkpoint"]}; {len(missing)} left at their '
+            f'initialisation; {len(unexpected)} ignored', logger='current')
+
+    # ------------------------------------------------------------------
+    # stage-wise API (driven by the segmentor)
+    # ------------------------------------------------------------------
+    def embed(self, img: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+        """Patch embedding. (B, 3, H, W) -> (B, H/4 * W/4, C0), (H/4, W/4)."""
+        x, hw_shape = self.patch_embed(img)
+        if self.use_abs_pos_embed:
+            x = x + self.absolute_pos_embed
+        return self.drop_after_pos(x), hw_shape
+
+    def forward_blocks(self, stage: int, x: Tensor,
+                       hw_shape: Tuple[int, int]) -> Tensor:
+        """Swin blocks of one stage (no downsampling). (B, HW, C) -> same."""
+        for block in self.stages[stage].blocks:
+            x = block(x, hw_shape)
+        return x
+
+    def fuse(self,
+             stage: int,
+             x: Tensor,
+             hw_shape: Tuple[int, int],
+             words: Tensor,
+             word_mask: Tensor,
+             need_next: bool = True
+             ) -> Tuple[Tensor, Optional[Tensor], Tuple[int, int]]:
+        """Vision-side fusion of one stage.
+
+        Args:
+            stage (int): Stage index.
+            x (Tensor): Output of the stage's blocks, (B, HW, C).
+            hw_shape (tuple): (H, W) of the stage.
+            words (Tensor): Words, (B, N, L).
+            word_mask (Tensor): 1 for real words, (B, N).
+            need_next (bool): Compute the next stage's input (gated residual
+                + patch merging). Skipped for the last stage.
+
+        Returns:
+            tuple: feature map for the head (B, C, H, W); the next stage's
+            input (B, HW/4, 2C) or None; its (H, W).
+        """
+        residual = self.pwams[stage](x, words, word_mask)
+        B, HW, C = x.shape
+        if self.alignments is not None:
+            feat = self.alignments[stage](x, hw_shape, residual, words,
+                                          word_mask)
+        else:
+            feat = getattr(self, f'norm{stage}')(residual)
+            feat = feat.transpose(1, 2).reshape(B, C, *hw_shape)
+        x_next, next_hw = None, hw_shape
+        downsample = self.stages[stage].downsample
+        if need_next and downsample is not None:
+            x_next, next_hw = downsample(
+                self.gates[stage](x, residual), hw_shape)
+        return feat, x_next, next_hw
+
+    def forward(self, img: Tensor,
+                words: Union[Tensor, List[Tensor]],
+                word_mask: Tensor) -> List[Tensor]:
+        """Run all stages with given words (no language-side update).
+
+        Args:
+            img (Tensor): (B, 3, H, W).
+            words (Tensor | list[Tensor]): (B, N, L), or one per stage.
+            word_mask (Tensor): 1 for real words, (B, N).
+
+        Returns:
+            list[Tensor]: One (B, C_s, H_s, W_s) map per stage.
+        """
+        num_stages = len(self.stages)
+        if isinstance(words, torch.Tensor):
+            words = [words] * num_stages
+        x, hw_shape = self.embed(img)
+        outs = []
+        for s in range(num_stages):
+            x = self.forward_blocks(s, x, hw_shape)
+            feat, x, hw_shape = self.fuse(
+                s, x, hw_shape, words[s], word_mask,
+                need_next=s < num_stages - 1)
+            outs.append(feat)
+        return outs

@@ -1,0 +1,3 @@
+from .magnet_head import MagNetHead
+
+__all__ = ['MagNetHead']

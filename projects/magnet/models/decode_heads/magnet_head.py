@@ -1,0 +1,450 @@
+"""MagNet decode head: Mask2Former pixel decoder + masked-attention decoder.
+
+Inference follows the official evaluation path (Sections 2.5-2.8 of the design
+spec): the mask logits of the last decoder layer are upsampled with bilinear
+``align_corners=True`` interpolation; probability = sigmoid(logits), binary
+mask = probability > 0.5. The class head does not influence the output (the
+official code softmaxes the class logits over the singleton query axis).
+
+Training losses (Section 5.5, inferred): Mask2Former-style deep supervision
+over every prediction (initial queries + every layer) with sigmoid BCE + dice
+on the matched query's mask and a class cross-entropy (referent = class 0,
+no-object = class ``num_classes``).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, SampleList
+from torch import Tensor
+
+from ..layers.mask_decoder import MaskedAttentionDecoder
+from ..layers.pixel_decoder import MSDeformAttnPixelDecoder
+
+__all__ = [
+    'MagNetHead', 'point_sample', 'get_uncertain_point_coords_with_randomness'
+]
+
+
+def point_sample(inputs: Tensor,
+                 points: Tensor,
+                 align_corners: bool = False,
+                 padding_mode: str = 'zeros') -> Tensor:
+    """Bilinearly sample ``inputs`` at normalised points (pure PyTorch).
+
+    Args:
+        inputs (Tensor): ``(B, C, H, W)``.
+        points (Tensor): ``(B, P, 2)`` normalised ``(x, y)`` in ``[0, 1]``.
+        align_corners (bool): ``grid_sample`` convention. Defaults to False.
+        padding_mode (str): ``grid_sample`` padding. Defaults to 'zeros'.
+
+    Returns:
+        Tensor: ``(B, C, P)``.
+    """
+    grid = (2.0 * points - 1.0).unsqueeze(2).to(inputs.dtype)
+    out = F.grid_sample(
+        inputs,
+        grid,
+        mode='bilinear',
+        padding_mode=padding_mode,
+        align_corners=align_corners)
+    return out.squeeze(3)
+
+
+def get_uncertain_point_coords_with_randomness(
+        mask_logits: Tensor, num_points: int, oversample_ratio: float,
+        importance_sample_ratio: float) -> Tensor:
+    """PointRend-style importance sampling on ``-|logit|`` (no grad needed).
+
+    Samples ``num_points * oversample_ratio`` uniform points, keeps the
+    ``importance_sample_ratio * num_points`` most uncertain ones and fills up
+    with uniform random points.
+
+    Args:
+        mask_logits (Tensor): ``(B, 1, H, W)``.
+
+    Returns:
+        Tensor: ``(B, num_points, 2)`` normalised ``(x, y)``.
+    """
+    bs = mask_logits.shape[0]
+    num_sampled = int(num_points * oversample_ratio)
+    coords = torch.rand(bs, num_sampled, 2, device=mask_logits.device)
+    uncertainty = -point_sample(mask_logits, coords).abs()[:, 0]
+    num_uncertain = int(importance_sample_ratio * num_points)
+    num_random = num_points - num_uncertain
+    idx = torch.topk(uncertainty, k=num_uncertain, dim=1)[1]
+    coords = torch.gather(coords, 1, idx[..., None].expand(-1, -1, 2))
+    if num_random > 0:
+        coords = torch.cat([
+            coords,
+            torch.rand(bs, num_random, 2, device=mask_logits.device)
+        ], 1)
+    return coords
+
+
+@MODELS.register_module()
+class MagNetHead(BaseModule):
+    """MagNet's Mask2Former head for referring segmentation (one mask).
+
+    Args:
+        in_channels (Sequence[int]): input channels, fine to coarse
+            (s1..s4). Defaults to ``(128, 256, 512, 1024)``.
+        strides (Sequence[int]): input strides. Defaults to
+            ``(4, 8, 16, 32)``.
+        feat_channels (int): pixel-decoder width (official ``CONVS_DIM``).
+        mask_channels (int): mask feature width (``MASK_DIM``).
+        hidden_channels (int): decoder query width (``HIDDEN_DIM``).
+        num_heads (int): heads of MSDA and decoder attention (``NHEADS``).
+        num_points (int): MSDA sampling points. Defaults to 4.
+        num_encoder_layers (int): deformable encoder layers
+            (``TRANSFORMER_ENC_LAYERS``). Defaults to 4.
+        encoder_ffn_channels (int): encoder FFN width. Defaults to 1024.
+        num_decoder_layers (int): decoder layers actually built (official
+            ``DEC_LAYERS - 1``). Defaults to 9.
+        decoder_ffn_channels (int): decoder FFN width (``DIM_FEEDFORWARD``).
+        num_queries (int): Defaults to 1.
+        num_classes (int): classes of the class head (+1 no-object) and of
+            the segmentor. Defaults to 1.
+        num_transformer_feat_level (int): pixel-decoder outputs cycled
+            through by the decoder. Defaults to 3.
+        num_encoder_levels (int, optional): inputs fed to the deformable
+            encoder (the coarsest ones). Defaults to all.
+        common_stride (int): mask feature stride. Defaults to 4.
+        pre_norm (bool): pre-norm decoder layers. Defaults to False.
+        dropout (float): encoder dropout (``DROPOUT``). Defaults to 0.0.
+        decoder_dropout (float): decoder dropout. Defaults to 0.0.
+        enforce_input_proj (bool): 1x1 projections before the decoder even
+            when widths agree. Defaults to False.
+        norm_cfg (dict): pixel-decoder conv norm. Defaults to GN(32).
+        align_corners (bool): upsampling of the mask logits in ``predict``
+            (and, through the segmentor, to the original image). Defaults to
+            True (official).
+        threshold (float): probability threshold used by mmseg for the
+            1-channel output. Defaults to 0.5.
+        ignore_index (int): GT value ignored by the losses. Defaults to 255.
+        loss_cls (dict, optional): softmax class loss config (called with
+            per-query weights and ``avg_factor``); None disables it.
+        loss_mask (dict, optional): sigmoid BCE config (called with
+            ``ignore_index`` and ``avg_factor`` = number of valid points).
+        loss_dice (dict, optional): dice config; mmseg ``DiceLoss`` must use
+            ``use_sigmoid=True, activate=True`` (ignored points are excluded
+            by driving their logits to -1e4).
+        no_object_weight (float): class-loss weight of unmatched queries.
+            Defaults to 0.1.
+        point_sample_cfg (dict, optional): ``num_points``,
+            ``oversample_ratio``, ``importance_sample_ratio`` of uncertainty
+            point sampling for the mask losses; None computes them densely on
+            the GT resized (nearest) to the mask resolution.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int] = (128, 256, 512, 1024),
+                 strides: Sequence[int] = (4, 8, 16, 32),
+                 feat_channels: int = 256,
+                 mask_channels: int = 256,
+                 hidden_channels: int = 256,
+                 num_heads: int = 8,
+                 num_points: int = 4,
+                 num_encoder_layers: int = 4,
+                 encoder_ffn_channels: int = 1024,
+                 num_decoder_layers: int = 9,
+                 decoder_ffn_channels: int = 2048,
+                 num_queries: int = 1,
+                 num_classes: int = 1,
+                 num_transformer_feat_level: int = 3,
+                 num_encoder_levels: Optional[int] = None,
+                 common_stride: int = 4,
+                 pre_norm: bool = False,
+                 dropout: float = 0.0,
+                 decoder_dropout: float = 0.0,
+                 enforce_input_proj: bool = False,
+                 norm_cfg: ConfigType = dict(type='GN', num_groups=32),
+                 align_corners: bool = True,
+                 threshold: float = 0.5,
+                 ignore_index: int = 255,
+                 loss_cls: OptConfigType = dict(
+                     type='mmseg.CrossEntropyLoss',
+                     use_sigmoid=False,
+                     loss_weight=2.0,
+                     reduction='mean',
+                     avg_non_ignore=True),
+                 loss_mask: OptConfigType = dict(
+                     type='mmseg.CrossEntropyLoss',
+                     use_sigmoid=True,
+                     loss_weight=5.0,
+                     reduction='mean',
+                     avg_non_ignore=True),
+                 loss_dice: OptConfigType = dict(
+                     type='mmseg.DiceLoss',
+                     use_sigmoid=True,
+                     activate=True,
+                     naive_dice=True,
+                     eps=1.0,
+                     loss_weight=5.0,
+                     reduction='mean'),
+                 no_object_weight: float = 0.1,
+                 point_sample_cfg: OptConfigType = dict(
+                     num_points=12544,
+                     oversample_ratio=3.0,
+                     importance_sample_ratio=0.75),
+                 init_cfg: OptConfigType = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        # attributes read by mmseg's EncoderDecoder
+        self.align_corners = align_corners
+        self.num_classes = num_classes
+        self.out_channels = 1
+        self.threshold = threshold
+        self.ignore_index = ignore_index
+
+        self.num_queries = num_queries
+        self.no_object_weight = no_object_weight
+        self.point_sample_cfg = (
+            dict(point_sample_cfg) if point_sample_cfg is not None else None)
+
+        self.pixel_decoder = MSDeformAttnPixelDecoder(
+            in_channels=in_channels,
+            strides=strides,
+            feat_channels=feat_channels,
+            out_channels=mask_channels,
+            num_outs=num_transformer_feat_level,
+            num_encoder_levels=num_encoder_levels,
+            num_encoder_layers=num_encoder_layers,
+            num_heads=num_heads,
+            num_points=num_points,
+            feedforward_channels=encoder_ffn_channels,
+            dropout=dropout,
+            common_stride=common_stride,
+            norm_cfg=norm_cfg)
+        self.transformer_decoder = MaskedAttentionDecoder(
+            in_channels=feat_channels,
+            hidden_channels=hidden_channels,
+            mask_channels=mask_channels,
+            num_classes=num_classes,
+            num_queries=num_queries,
+            num_heads=num_heads,
+            num_layers=num_decoder_layers,
+            feedforward_channels=decoder_ffn_channels,
+            num_feature_levels=num_transformer_feat_level,
+            dropout=decoder_dropout,
+            pre_norm=pre_norm,
+            enforce_input_proj=enforce_input_proj)
+
+        self.loss_cls = MODELS.build(loss_cls) if loss_cls else None
+        self.loss_mask = MODELS.build(loss_mask) if loss_mask else None
+        self.loss_dice = MODELS.build(loss_dice) if loss_dice else None
+        if self.loss_dice is not None and not (
+                getattr(self.loss_dice, 'use_sigmoid', True)
+                and getattr(self.loss_dice, 'activate', True)):
+            raise ValueError('loss_dice must apply a sigmoid to the mask '
+                             'logits (use_sigmoid=True, activate=True)')
+
+    # ------------------------------------------------------------------
+    # forward / inference
+    # ------------------------------------------------------------------
+    def forward(self, inputs: Sequence[Tensor]) -> Dict:
+        """Args:
+            inputs (Sequence[Tensor]): backbone features s1..s4,
+                ``(B, C_i, H_i, W_i)`` fine to coarse.
+
+        Returns:
+            dict:
+            - pred_logits (Tensor): ``(B, Q, num_classes + 1)``, last layer.
+            - pred_masks (Tensor): ``(B, Q, H_1, W_1)`` mask logits at
+              ``common_stride``, last layer.
+            - aux_outputs (list[dict]): the earlier predictions (initial
+              queries first), each with ``pred_logits`` and ``pred_masks``.
+            - mask_features (Tensor): ``(B, mask_channels, H_1, W_1)``.
+        """
+        mask_features, multi_scale_feats = self.pixel_decoder(inputs)
+        cls_preds, mask_preds = self.transformer_decoder(
+            multi_scale_feats, mask_features)
+        return dict(
+            pred_logits=cls_preds[-1],
+            pred_masks=mask_preds[-1],
+            aux_outputs=[
+                dict(pred_logits=c, pred_masks=m)
+                for c, m in zip(cls_preds[:-1], mask_preds[:-1])
+            ],
+            mask_features=mask_features)
+
+    def _select_mask(self, cls_pred: Tensor, mask_pred: Tensor) -> Tensor:
+        """One mask per image, ``(B, 1, H, W)``.
+
+        With one query (MagNet) this is its mask. With several queries the
+        one with the highest object probability
+        (``1 - softmax(cls)[no-object]``) is taken (not in the official code,
+        which has a single query).
+        """
+        if mask_pred.shape[1] == 1:
+            return mask_pred
+        score = 1 - cls_pred.softmax(-1)[..., -1]
+        best = score.argmax(1)
+        return mask_pred[torch.arange(mask_pred.shape[0]), best][:, None]
+
+    def predict(self, inputs: Sequence[Tensor], batch_img_metas: List[dict],
+                test_cfg: OptConfigType = None) -> Tensor:
+        """Mask logits upsampled to the (padded) input size.
+
+        Args:
+            inputs (Sequence[Tensor]): backbone features s1..s4.
+            batch_img_metas (list[dict]): uses ``pad_shape`` if present, else
+                ``img_shape`` of the first image.
+            test_cfg (dict, optional): unused.
+
+        Returns:
+            Tensor: ``(B, 1, H, W)`` mask logits (mmseg's segmentor applies
+            sigmoid and ``threshold`` for a 1-channel output).
+        """
+        outputs = self.forward(inputs)
+        mask_logits = self._select_mask(outputs['pred_logits'],
+                                        outputs['pred_masks'])
+        meta = batch_img_metas[0]
+        size = meta['pad_shape'] if 'pad_shape' in meta else meta['img_shape']
+        return F.interpolate(
+            mask_logits,
+            size=tuple(size[:2]),
+            mode='bilinear',
+            align_corners=self.align_corners)
+
+    # ------------------------------------------------------------------
+    # losses
+    # ------------------------------------------------------------------
+    def loss(self, inputs: Sequence[Tensor], batch_data_samples: SampleList,
+             train_cfg: OptConfigType = None) -> Dict[str, Tensor]:
+        """Forward and deep-supervised losses.
+
+        Args:
+            inputs (Sequence[Tensor]): backbone features s1..s4.
+            batch_data_samples (list[SegDataSample]): ``gt_sem_seg.data``
+                ``(1, H, W)`` with 0 = background, 1 = referent,
+                ``ignore_index`` = ignored (all of the same, padded size).
+            train_cfg (dict, optional): unused.
+
+        Returns:
+            dict[str, Tensor]: ``loss_cls``, ``loss_mask``, ``loss_dice`` of
+            the last prediction and ``d{i}.loss_*`` of the earlier ones
+            (``d0`` = initial queries).
+        """
+        outputs = self.forward(inputs)
+        return self.loss_by_feat(outputs, batch_data_samples)
+
+    def loss_by_feat(self, outputs: Dict,
+                     batch_data_samples: SampleList) -> Dict[str, Tensor]:
+        """Losses of every prediction in ``outputs`` (see :meth:`loss`)."""
+        gt = torch.stack(
+            [ds.gt_sem_seg.data for ds in batch_data_samples]).long()
+        if gt.dim() == 3:
+            gt = gt[:, None]
+        predictions = [*outputs['aux_outputs'],
+                       dict(pred_logits=outputs['pred_logits'],
+                            pred_masks=outputs['pred_masks'])]
+        losses = {}
+        last = len(predictions) - 1
+        for i, pred in enumerate(predictions):
+            single = self._loss_single(pred['pred_logits'],
+                                       pred['pred_masks'], gt)
+            prefix = '' if i == last else f'd{i}.'
+            losses.update({prefix + k: v for k, v in single.items()})
+        return losses
+
+    def _match(self, cls_pred: Tensor, mask_pred: Tensor, target: Tensor,
+               valid: Tensor) -> Tensor:
+        """Index of the query assigned to the (single) referent, ``(B, )``.
+
+        With one query it is 0. Otherwise the query of minimum matching cost
+        ``-p(referent) + BCE + dice`` on the GT resized to the mask
+        resolution (the optimal assignment of a single target).
+        """
+        bs, num_queries = mask_pred.shape[:2]
+        if num_queries == 1:
+            return mask_pred.new_zeros(bs, dtype=torch.long)
+        with torch.no_grad():
+            logits = mask_pred.float().flatten(2)  # (B, Q, N)
+            tgt = target.flatten(1)[:, None].expand_as(logits)
+            w = valid.flatten(1)[:, None].float()
+            bce = (F.binary_cross_entropy_with_logits(
+                logits, tgt, reduction='none') * w).sum(-1) / w.sum(-1).clamp(
+                    min=1)
+            prob = logits.sigmoid() * w
+            dice = 1 - (2 * (prob * tgt).sum(-1) + 1) / (
+                prob.sum(-1) + (tgt * w).sum(-1) + 1)
+            cls_cost = -cls_pred.float().softmax(-1)[..., 0]
+            return (cls_cost + bce + dice).argmin(1)
+
+    def _loss_single(self, cls_pred: Tensor, mask_pred: Tensor,
+                     gt: Tensor) -> Dict[str, Tensor]:
+        """Losses of one prediction.
+
+        Args:
+            cls_pred (Tensor): ``(B, Q, num_classes + 1)``.
+            mask_pred (Tensor): ``(B, Q, h, w)`` logits.
+            gt (Tensor): ``(B, 1, H, W)`` int64 labels.
+        """
+        bs, num_queries, height, width = mask_pred.shape
+        losses = {}
+        gt_valid = gt != self.ignore_index
+        gt_fg = ((gt > 0) & gt_valid).float()
+
+        # GT at the mask resolution (matching and dense losses)
+        gt_small = F.interpolate(
+            gt.float(), size=(height, width), mode='nearest')
+        valid_small = gt_small != self.ignore_index
+        fg_small = ((gt_small > 0) & valid_small).float()
+        matched = self._match(cls_pred, mask_pred, fg_small[:, 0],
+                              valid_small[:, 0])
+
+        if self.loss_cls is not None:
+            labels = cls_pred.new_full((bs, num_queries),
+                                       self.num_classes,
+                                       dtype=torch.long)
+            labels[torch.arange(bs), matched] = 0
+            weights = torch.where(labels == self.num_classes,
+                                  self.no_object_weight, 1.0).to(cls_pred)
+            losses['loss_cls'] = self.loss_cls(
+                cls_pred.float().flatten(0, 1),
+                labels.flatten(),
+                weights.flatten().float(),
+                avg_factor=weights.sum().float())
+
+        if self.loss_mask is None and self.loss_dice is None:
+            return losses
+        logits = mask_pred[torch.arange(bs), matched][:, None].float()
+        if self.point_sample_cfg is not None:
+            with torch.no_grad():
+                points = get_uncertain_point_coords_with_randomness(
+                    logits, **self.point_sample_cfg)
+                # border padding: no artificial background at image borders
+                target = point_sample(
+                    gt_fg, points, padding_mode='border')[:, 0]
+                valid = point_sample(
+                    gt_valid.float(), points,
+                    padding_mode='border')[:, 0] > 1 - 1e-4
+            pred = point_sample(logits, points, padding_mode='border')[:, 0]
+        else:
+            target = fg_small.flatten(1)
+            valid = valid_small.flatten(1)
+            pred = logits.flatten(1)
+        # (B, N) logits, soft targets in [0, 1], bool validity
+
+        num_valid = valid.sum().float().clamp(min=1)
+        if self.loss_mask is not None:
+            labels = torch.where(valid, target,
+                                 torch.full_like(target, self.ignore_index))
+            kwargs = dict(ignore_index=self.ignore_index)
+            if getattr(self.loss_mask, 'reduction', 'mean') == 'mean':
+                kwargs['avg_factor'] = num_valid
+            losses['loss_mask'] = self.loss_mask(pred, labels, **kwargs)
+        if self.loss_dice is not None:
+            # ignored points: sigmoid(-1e4) == 0 and target 0 -> no
+            # contribution to the dice sums (and no gradient)
+            dice_pred = pred.masked_fill(~valid, -1e4)
+            dice_target = target * valid
+            losses['loss_dice'] = self.loss_dice(dice_pred[:, None, :, None],
+                                                 dice_target[:, None, :,
+                                                             None])
+        return losses

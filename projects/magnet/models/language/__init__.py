@@ -1,0 +1,3 @@
+from .bert_encoder import BertLanguageEncoder
+
+__all__ = ['BertLanguageEncoder']

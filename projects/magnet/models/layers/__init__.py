@@ -1,0 +1,20 @@
+from .mask_decoder import MaskedAttentionDecoder, MaskedAttentionDecoderLayer
+from .ms_deform_attn import (
+    MSDeformAttn,
+    multi_scale_deformable_attn,
+    multi_scale_deformable_attn_fast,
+)
+from .pixel_decoder import (
+    MSDeformAttnEncoder,
+    MSDeformAttnEncoderLayer,
+    MSDeformAttnPixelDecoder,
+    SinePositionalEncoding,
+)
+
+__all__ = [
+    'MSDeformAttn', 'multi_scale_deformable_attn',
+    'multi_scale_deformable_attn_fast', 'SinePositionalEncoding',
+    'MSDeformAttnEncoderLayer', 'MSDeformAttnEncoder',
+    'MSDeformAttnPixelDecoder', 'MaskedAttentionDecoderLayer',
+    'MaskedAttentionDecoder'
+]

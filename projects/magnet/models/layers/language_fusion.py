@@ -1,0 +1,154 @@
+"""Language-side fusion: the words attend to the pixels of a vision stage.
+
+MagNet updates the BERT token features with vision after every group of BERT
+layers (bidirectional fusion). The released models compute this attention with
+a quirk that a faithful port must keep (``mask_mode='official'``):
+
+* the word queries are multiplied by BERT's *additive* mask (0 for real
+  words, -10000 for padding) instead of a 0/1 mask, so real words attend
+  uniformly over all pixels and padded words attend to (almost) one pixel;
+* the attention output is instance-normalised over the N token positions,
+  padding included, so vision reaches real words only through those
+  statistics.
+
+``mask_mode='fixed'`` multiplies the queries by the 0/1 mask instead (for new
+training only; it does not reproduce the released weights).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+
+from .gate import ResidualGate
+from .pwam import WORD_MASK_VALUE
+
+MASK_MODES = ('official', 'fixed')
+
+
+class WordPixelAttention(BaseModule):
+    """Words (queries) attend over pixels (keys/values).
+
+    Args:
+        text_channels (int): Word width L (query/key/value/output width).
+        vision_channels (int): Pixel width C of the vision stage.
+        num_heads (int): Attention heads (scale is always ``L ** -0.5``).
+        mask_mode (str): ``'official'`` or ``'fixed'`` (see module doc).
+    """
+
+    def __init__(self, text_channels: int, vision_channels: int,
+                 num_heads: int = 1, mask_mode: str = 'official',
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if mask_mode not in MASK_MODES:
+            raise ValueError(f'mask_mode must be one of {MASK_MODES}, '
+                             f'got {mask_mode!r}')
+        if text_channels % num_heads:
+            raise ValueError(f'text_channels ({text_channels}) must be '
+                             f'divisible by num_heads ({num_heads})')
+        self.channels = text_channels
+        self.num_heads = num_heads
+        self.mask_mode = mask_mode
+        self.query_proj = nn.Linear(text_channels, text_channels)
+        self.key_proj = nn.Linear(vision_channels, text_channels)
+        self.value_proj = nn.Linear(vision_channels, text_channels)
+        self.out_proj = nn.Linear(text_channels, text_channels)
+
+    @staticmethod
+    def _instance_norm(x: torch.Tensor) -> torch.Tensor:
+        """InstanceNorm1d (no affine, eps 1e-5) of (B, C, T) over T."""
+        return F.instance_norm(x, eps=1e-5)
+
+    def forward(self, pixels: torch.Tensor, words: torch.Tensor,
+                additive_mask: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            pixels (Tensor): Vision stage output, (B, HW, C).
+            words (Tensor): Words, (B, N, L).
+            additive_mask (Tensor): BERT extended mask, 0 for real words and
+                -10000 for padding, (B, 1, 1, N).
+
+        Returns:
+            Tensor: One vision feature per word, (B, N, L).
+        """
+        B, N, L = words.shape
+        HW = pixels.shape[1]
+        heads, head_dim = self.num_heads, L // self.num_heads
+        ext = additive_mask.reshape(B, N).to(words.dtype)
+        if self.mask_mode == 'official':
+            query_scale = ext
+        else:
+            query_scale = (ext == 0).to(words.dtype)
+        query = self.query_proj(words) * query_scale[:, :, None]  # (B, N, L)
+        query = query.view(B, N, heads, head_dim).transpose(1, 2)
+        # InstanceNorm over the pixel axis: (B, L, HW)
+        key = self._instance_norm(self.key_proj(pixels).transpose(1, 2))
+        value = self._instance_norm(self.value_proj(pixels).transpose(1, 2))
+        key = key.view(B, heads, head_dim, HW)
+        value = value.view(B, heads, head_dim, HW)
+
+        sim = (L**-0.5) * torch.matmul(query, key)  # (B, heads, N, HW)
+        sim = sim + (WORD_MASK_VALUE * ext[:, None, :, None] -
+                     WORD_MASK_VALUE)
+        attn = F.softmax(sim, dim=-1)
+        out = torch.matmul(attn, value.transpose(2, 3))  # (B, h, N, hd)
+        out = out.transpose(1, 2).reshape(B, N, L)
+        # InstanceNorm over the token axis (padding positions included).
+        out = self._instance_norm(self.out_proj(out).transpose(1, 2))
+        return out.transpose(1, 2)
+
+
+class LanguageFusion(BaseModule):
+    """Word-pixel attention module + gate: one language-side fusion step.
+
+    ``r = GELU(mm_proj(GELU(word_proj(l)) * attn(v, l)))``;
+    ``l' = l + tanh(fc2(ReLU(fc1(r)))) * r``.
+
+    ``norm`` (LayerNorm of ``r``) exists in the released weights; its output
+    is not used by the inference path and it is only applied by
+    :meth:`residual_norm`.
+
+    Args:
+        text_channels (int): Word width L.
+        vision_channels (int): Pixel width C of the vision stage.
+        num_heads (int): Attention heads.
+        dropout (float): Dropout after both projections.
+        mask_mode (str): ``'official'`` or ``'fixed'``.
+    """
+
+    def __init__(self, text_channels: int, vision_channels: int,
+                 num_heads: int = 1, dropout: float = 0.0,
+                 mask_mode: str = 'official', init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.word_proj = nn.Linear(text_channels, text_channels)
+        self.attn = WordPixelAttention(text_channels, vision_channels,
+                                       num_heads, mask_mode)
+        self.mm_proj = nn.Linear(text_channels, text_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.gate = ResidualGate(text_channels, act_cfg=dict(type='ReLU'))
+        self.norm = nn.LayerNorm(text_channels)
+
+    def residual(self, pixels: torch.Tensor, words: torch.Tensor,
+                 additive_mask: torch.Tensor) -> torch.Tensor:
+        """The fusion output r, (B, N, L)."""
+        word = self.dropout(F.gelu(self.word_proj(words)))
+        vis = self.attn(pixels, words, additive_mask)
+        return self.dropout(F.gelu(self.mm_proj(word * vis)))
+
+    def residual_norm(self, residual: torch.Tensor) -> torch.Tensor:
+        """LayerNorm of the fusion output (unused by inference)."""
+        return self.norm(residual)
+
+    def forward(self, pixels: torch.Tensor, words: torch.Tensor,
+                additive_mask: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            pixels (Tensor): Vision stage output, (B, HW, C).
+            words (Tensor): Words, (B, N, L).
+            additive_mask (Tensor): 0 / -10000 mask, (B, 1, 1, N).
+
+        Returns:
+            Tensor: Updated words, (B, N, L).
+        """
+        return self.gate(words, self.residual(pixels, words, additive_mask))

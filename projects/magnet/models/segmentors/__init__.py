@@ -1,0 +1,3 @@
+from .magnet import MagNet
+
+__all__ = ['MagNet']

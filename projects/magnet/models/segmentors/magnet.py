@@ -1,0 +1,229 @@
+"""MagNet segmentor: multimodal Swin + BERT, fused both ways, + mask head."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
+                         OptSampleList, SampleList)
+
+Tensor = torch.Tensor
+
+TEXT_KEYS = ('input_ids', 'attention_mask')
+OUTPUT_SIZES = ('input', 'original')
+
+
+@MODELS.register_module()
+class MagNet(EncoderDecoder):
+    """MagNet: referring image segmentation with bidirectional fusion.
+
+    Every sample is one (image, expression) pair. The expression travels in
+    the data sample's metainfo as ``input_ids`` and ``attention_mask`` (N
+    token slots, see the ``TokenizeText`` transform). :meth:`encode` runs the
+    vision and language encoders stage by stage::
+
+        for s in stages:
+            x_s  = Swin blocks of stage s (x_{s-1}')
+            l_s  = BERT layer group s (l_{s-1}')
+            Y_s, x_s' = vision fusion (PWAM, alignment module, gate, merge)
+            l_s' = language fusion (x_s, l_s)
+
+    and the decode head segments from ``[Y_1..Y_4]``.
+
+    Args:
+        backbone (dict): A :class:`MultimodalSwin` config.
+        text_encoder (dict): A :class:`BertLanguageEncoder` config.
+        decode_head (dict): A :class:`MagNetHead` config.
+        lang_proj_dim (int, optional): Width of ``lang_proj``, a sentence
+            projection used by training objectives (present in the released
+            weights, unused at inference). None to leave it out.
+        test_cfg (dict): ``mode='whole'`` and ``output_size``: ``'input'``
+            (masks at the network input size — the official protocol, which
+            scores against the resized ground truth) or ``'original'``
+            (masks resized to the original image size).
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 text_encoder: ConfigType,
+                 decode_head: ConfigType,
+                 lang_proj_dim: Optional[int] = 256,
+                 auxiliary_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 pretrained: Optional[str] = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        test_cfg = ConfigDict({
+            'mode': 'whole',
+            'output_size': 'input',
+            **(test_cfg or {})
+        })
+        if test_cfg['output_size'] not in OUTPUT_SIZES:
+            raise ValueError(f'test_cfg.output_size must be one of '
+                             f'{OUTPUT_SIZES}, got {test_cfg["output_size"]}')
+        super().__init__(
+            backbone=backbone,
+            decode_head=decode_head,
+            auxiliary_head=auxiliary_head,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            data_preprocessor=data_preprocessor,
+            pretrained=pretrained,
+            init_cfg=init_cfg)
+        self.text_encoder = MODELS.build(text_encoder)
+        if self.text_encoder.num_stages != len(self.backbone.stages):
+            raise ValueError(
+                f'text_encoder has {self.text_encoder.num_stages} stages, '
+                f'backbone has {len(self.backbone.stages)}')
+        self.lang_proj = (
+            nn.Linear(self.text_encoder.channels, lang_proj_dim)
+            if lang_proj_dim else None)
+
+    # ------------------------------------------------------------------
+    # inputs
+    # ------------------------------------------------------------------
+    def text_inputs(self, batch_img_metas: List[dict],
+                    device: torch.device) -> Tuple[Tensor, Tensor]:
+        """Stack the token ids and masks of a batch.
+
+        Returns:
+            tuple: input_ids (B, N) int64 and attention_mask (B, N) int64.
+        """
+        out = []
+        for key in TEXT_KEYS:
+            rows = []
+            for i, meta in enumerate(batch_img_metas):
+                if key not in meta:
+                    raise KeyError(
+                        f'data sample {i} has no "{key}" in its metainfo: '
+                        'add the TokenizeText transform to the pipeline and '
+                        f'{TEXT_KEYS} to PackSegInputs.meta_keys')
+                rows.append(torch.as_tensor(np.asarray(meta[key])))
+            lengths = {r.shape for r in rows}
+            if len(lengths) != 1:
+                raise ValueError(f'"{key}" has different lengths in one '
+                                 f'batch: {sorted(lengths)}')
+            out.append(torch.stack(rows).to(device=device, dtype=torch.long))
+        return out[0], out[1]
+
+    # ------------------------------------------------------------------
+    # encoder
+    # ------------------------------------------------------------------
+    def encode(self,
+               inputs: Tensor,
+               input_ids: Tensor,
+               attention_mask: Tensor,
+               return_words: bool = False) -> Dict[str, object]:
+        """Bidirectional multimodal encoding.
+
+        Args:
+            inputs (Tensor): Images, (B, 3, H, W).
+            input_ids (Tensor): (B, N) token ids.
+            attention_mask (Tensor): (B, N), 1 for real tokens.
+            return_words (bool): Also run the last language fusion (its
+                output does not reach the segmentation).
+
+        Returns:
+            dict: ``feats`` (list of (B, C_s, H_s, W_s)), ``words`` (B, N, L)
+            (after the last fusion if ``return_words`` else before it),
+            ``additive_mask`` (B, 1, 1, N).
+        """
+        backbone, text = self.backbone, self.text_encoder
+        x, hw_shape = backbone.embed(inputs)
+        words, additive_mask = text.embed(input_ids, attention_mask)
+        num_stages = len(backbone.stages)
+        feats = []
+        for s in range(num_stages):
+            last = s == num_stages - 1
+            x = backbone.forward_blocks(s, x, hw_shape)
+            words = text.forward_stage(s, words, additive_mask)
+            feat, x_next, next_hw = backbone.fuse(
+                s, x, hw_shape, words, attention_mask, need_next=not last)
+            if not last or return_words:
+                words = text.fuse(s, x, words, additive_mask)
+            feats.append(feat)
+            x, hw_shape = x_next, next_hw
+        return dict(feats=feats, words=words, additive_mask=additive_mask)
+
+    def extract_feat(self, inputs: Tensor,
+                     batch_img_metas: Optional[List[dict]] = None
+                     ) -> List[Tensor]:
+        """Multimodal features [Y_1..Y_4] for the decode head."""
+        if batch_img_metas is None:
+            raise ValueError('MagNet needs the expression: pass the batch '
+                             'metainfo (with input_ids/attention_mask)')
+        ids, mask = self.text_inputs(batch_img_metas, inputs.device)
+        return self.encode(inputs, ids, mask)['feats']
+
+    # ------------------------------------------------------------------
+    # mmseg segmentor API
+    # ------------------------------------------------------------------
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        """Mask logits at the input size, (B, 1, H, W)."""
+        feats = self.extract_feat(inputs, batch_img_metas)
+        return self.decode_head.predict(feats, batch_img_metas,
+                                        self.test_cfg)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """Losses of the decode head (and auxiliary heads, if any)."""
+        metas = [s.metainfo for s in data_samples]
+        feats = self.extract_feat(inputs, metas)
+        losses = dict()
+        losses.update(self._decode_head_forward_train(feats, data_samples))
+        if self.with_auxiliary_head:
+            losses.update(
+                self._auxiliary_head_forward_train(feats, data_samples))
+        return losses
+
+    def _forward(self, inputs: Tensor,
+                 data_samples: OptSampleList = None) -> dict:
+        """Raw head outputs (``pred_masks`` (B, Q, H/4, W/4), ...)."""
+        if data_samples is None:
+            raise ValueError('MagNet._forward needs data samples carrying '
+                             'input_ids/attention_mask')
+        feats = self.extract_feat(inputs, [s.metainfo for s in data_samples])
+        return self.decode_head.forward(feats)
+
+    def postprocess_result(self, seg_logits: Tensor,
+                           data_samples: OptSampleList = None) -> SampleList:
+        """Probabilities and binary masks.
+
+        ``seg_logits`` (probability, ``sigmoid`` of the mask logits) and
+        ``pred_sem_seg`` (``prob > threshold``), (1, H, W) each, at the input
+        size (padding removed) or at the original size, per
+        ``test_cfg.output_size``.
+        """
+        B = seg_logits.shape[0]
+        if data_samples is None:
+            data_samples = [SegDataSample() for _ in range(B)]
+        H, W = seg_logits.shape[-2:]
+        threshold = self.decode_head.threshold
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            logits = seg_logits[i:i + 1]
+            if 'img_shape' in meta:
+                left, right, top, bottom = meta.get('padding_size',
+                                                    [0, 0, 0, 0])
+                logits = logits[..., top:H - bottom, left:W - right]
+            if self.test_cfg['output_size'] == 'original' and \
+                    'ori_shape' in meta and \
+                    tuple(logits.shape[-2:]) != tuple(meta['ori_shape'][:2]):
+                logits = F.interpolate(
+                    logits, size=tuple(meta['ori_shape'][:2]),
+                    mode='bilinear', align_corners=self.align_corners)
+            prob = logits[0].sigmoid()
+            sample.set_data({
+                'seg_logits': PixelData(data=prob),
+                'pred_sem_seg': PixelData(data=(prob > threshold).long())
+            })
+        return data_samples

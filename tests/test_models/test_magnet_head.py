@@ -1,0 +1,319 @@
+"""MagNetHead: parity with the official head, MSDA core, shapes, losses."""
+from __future__ import annotations
+
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmcv.ops.multi_scale_deform_attn import (
+    multi_scale_deformable_attn_pytorch,
+)
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+from projects.magnet.converters.official_head import (
+    HEAD_KEY_PREFIX,
+    convert_head_state_dict,
+)
+from projects.magnet.models.layers import (
+    MSDeformAttn,
+    multi_scale_deformable_attn_fast,
+)
+
+
+FULLSIZE_KEYS = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), '..',
+    'shared', 'reference', 'official_fullsize_keys.json')
+
+
+def _head_cfg_from_fixture(cfg: dict) -> dict:
+    """MagNetHead kwargs from the fixture's ``config.json`` head section."""
+    shapes = [cfg['input_shape'][f's{i}'] for i in range(1, 5)]
+    return dict(
+        type='MagNetHead',
+        in_channels=[s['channel'] for s in shapes],
+        strides=[s['stride'] for s in shapes],
+        feat_channels=cfg['CONVS_DIM'],
+        mask_channels=cfg['MASK_DIM'],
+        hidden_channels=cfg['HIDDEN_DIM'],
+        num_heads=cfg['NHEADS'],
+        num_encoder_layers=cfg['TRANSFORMER_ENC_LAYERS'],
+        encoder_ffn_channels=cfg['TRANSFORMER_DIM_FEEDFORWARD'],
+        # the official builder subtracts one from DEC_LAYERS
+        num_decoder_layers=cfg['DEC_LAYERS'] - 1,
+        decoder_ffn_channels=cfg['DIM_FEEDFORWARD'],
+        num_queries=cfg['NUM_OBJECT_QUERIES'],
+        num_classes=cfg['NUM_CLASSES'],
+        common_stride=cfg['COMMON_STRIDE'],
+        pre_norm=cfg['PRE_NORM'],
+        dropout=cfg['DROPOUT'])
+
+
+@pytest.fixture(scope='module')
+def official(official_fixture_dir):
+    """(head built from config.json with converted weights, outputs.pt)."""
+    with open(osp.join(official_fixture_dir, 'config.json')) as f:
+        cfg = json.load(f)['model']['head']
+    state = torch.load(
+        osp.join(official_fixture_dir, 'official_tiny.pth'),
+        map_location='cpu',
+        weights_only=True)['model']
+    outputs = torch.load(
+        osp.join(official_fixture_dir, 'outputs.pt'),
+        map_location='cpu',
+        weights_only=True)
+    head = MODELS.build(_head_cfg_from_fixture(cfg))
+    head_state = convert_head_state_dict({
+        k: v
+        for k, v in state.items() if k.startswith(HEAD_KEY_PREFIX)
+    })
+    head.load_state_dict(head_state, strict=True)
+    head.eval()
+    return head, outputs
+
+
+def _feats(outputs):
+    return [outputs[f's{i}'] for i in range(1, 5)]
+
+
+def test_fixture_parity(official):
+    head, ref = official
+    with torch.no_grad():
+        out = head(_feats(ref))
+    for key, tol in (('mask_features', 1e-4), ('pred_masks', 2e-5),
+                     ('pred_logits', 1e-4)):
+        assert out[key].shape == ref[key].shape, key
+        diff = (out[key] - ref[key]).abs().max().item()
+        assert diff <= tol, f'{key}: max abs diff {diff:.3g} > {tol}'
+    # initial prediction + all but the last layer
+    assert len(out['aux_outputs']) == head.transformer_decoder.num_layers
+
+
+def test_fixture_predict_matches_official_rule(official):
+    head, ref = official
+    img_shape = tuple(ref['prob'].shape[-2:])
+    with torch.no_grad():
+        logits = head.predict(_feats(ref), [dict(img_shape=img_shape)] * 2)
+    assert logits.shape == ref['prob'].shape
+    prob = logits.sigmoid()
+    assert (prob - ref['prob']).abs().max().item() <= 1e-5
+    # compare the binary mask away from the threshold (float noise)
+    decided = (ref['prob'] - 0.5).abs() > 1e-5
+    assert torch.equal((prob > head.threshold)[decided], ref['mask'][decided])
+
+
+def test_converter_rejects_unknown_keys():
+    with pytest.raises(ValueError, match='classifier.foo'):
+        convert_head_state_dict({'classifier.foo': torch.zeros(1)})
+    with pytest.raises(ValueError, match='image_model.x'):
+        convert_head_state_dict({'image_model.x': torch.zeros(1)})
+
+
+def test_fullsize_default_head_matches_official_keys():
+    """Default MagNetHead == full-size official head: every key and shape."""
+    with open(FULLSIZE_KEYS) as f:
+        info = json.load(f)
+    official = {
+        e['key']: torch.empty(e['shape'], device='meta')
+        for e in info['keys'] if e['key'].startswith(HEAD_KEY_PREFIX)
+    }
+    converted = convert_head_state_dict(official)
+    head = MODELS.build(dict(type='MagNetHead'))
+    ours = {k: tuple(v.shape) for k, v in head.state_dict().items()}
+    assert ours == {k: tuple(v.shape) for k, v in converted.items()}
+
+
+@pytest.mark.parametrize('chunk', [None, 7])
+def test_msda_core_matches_mmcv_reference(chunk):
+    torch.manual_seed(0)
+    shapes = torch.tensor([(3, 5), (6, 4), (1, 1), (7, 7)])
+    bs, num_heads, head_dims, num_points, num_query = 2, 3, 4, 2, 23
+    num_value = int(shapes.prod(1).sum())
+    value = torch.randn(bs, num_value, num_heads, head_dims,
+                        dtype=torch.float64, requires_grad=True)
+    # many points outside [0, 1] (zero padding)
+    loc = (torch.rand(bs, num_query, num_heads, len(shapes), num_points, 2,
+                      dtype=torch.float64) * 1.8 - 0.4).requires_grad_()
+    weights = torch.rand(bs, num_query, num_heads, len(shapes), num_points,
+                         dtype=torch.float64, requires_grad=True)
+    ours = multi_scale_deformable_attn_fast(value, shapes, loc, weights,
+                                            query_chunk_size=chunk)
+    ref = multi_scale_deformable_attn_pytorch(value, shapes, loc, weights)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
+    grad = torch.randn_like(ref)
+    g_ours = torch.autograd.grad(ours, (value, loc, weights), grad)
+    g_ref = torch.autograd.grad(ref, (value, loc, weights), grad)
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+    # float32, exact pixel centres / borders / far outside
+    coords = torch.tensor([-1.0, -0.1, 0.0, 0.05, 0.5, 0.999, 1.0, 1.1, 3.0])
+    grid = torch.stack(torch.meshgrid(coords, coords, indexing='ij'), -1)
+    loc = grid.view(1, -1, 1, 1, 1, 2).expand(1, -1, 1, 2, 1, 2)
+    shapes = torch.tensor([(4, 6), (5, 3)])
+    value = torch.randn(1, 39, 1, 8)
+    weights = torch.rand(1, loc.shape[1], 1, 2, 1)
+    torch.testing.assert_close(
+        multi_scale_deformable_attn_fast(value, shapes, loc, weights),
+        multi_scale_deformable_attn_pytorch(value, shapes, loc, weights),
+        rtol=0,
+        atol=1e-6)
+
+
+def test_msda_module_impls_agree():
+    torch.manual_seed(0)
+    attn = MSDeformAttn(
+        embed_dims=32, num_heads=4, num_levels=2, num_points=3,
+        batch_first=True, dropout=0.0).eval()
+    torch.nn.init.normal_(attn.sampling_offsets.weight, std=0.5)
+    shapes = torch.tensor([(5, 7), (3, 2)])
+    start = torch.tensor([0, 35])
+    query = torch.randn(2, 41, 32)
+    ref_pts = torch.rand(2, 41, 2, 2)
+    kwargs = dict(query=query, value=query, reference_points=ref_pts,
+                  spatial_shapes=shapes, level_start_index=start)
+    fast = attn(**kwargs)
+    attn.pytorch_impl = 'grid_sample'
+    torch.testing.assert_close(attn(**kwargs), fast, rtol=0, atol=1e-5)
+
+
+def _tiny_head(**kwargs):
+    cfg = dict(
+        type='MagNetHead',
+        in_channels=[16, 24, 32, 40],
+        strides=[4, 8, 16, 32],
+        feat_channels=32,
+        mask_channels=32,
+        hidden_channels=32,
+        num_heads=4,
+        num_encoder_layers=1,
+        encoder_ffn_channels=64,
+        num_decoder_layers=4,
+        decoder_ffn_channels=64,
+        norm_cfg=dict(type='GN', num_groups=8))
+    cfg.update(kwargs)
+    head = MODELS.build(cfg)
+    head.init_weights()
+    return head
+
+
+def _rand_feats(bs, height, width, channels=(16, 24, 32, 40)):
+    return [
+        torch.randn(bs, c, -(-height // s), -(-width // s))
+        for c, s in zip(channels, (4, 8, 16, 32))
+    ]
+
+
+def test_shapes_batch2_non_square():
+    torch.manual_seed(0)
+    head = _tiny_head(num_queries=3).eval()
+    with torch.no_grad():
+        out = head(_rand_feats(2, 96, 160))
+    assert out['pred_logits'].shape == (2, 3, 2)
+    assert out['pred_masks'].shape == (2, 3, 24, 40)
+    assert out['mask_features'].shape == (2, 32, 24, 40)
+    assert len(out['aux_outputs']) == 4
+    for aux in out['aux_outputs']:
+        assert aux['pred_logits'].shape == (2, 3, 2)
+        assert aux['pred_masks'].shape == (2, 3, 24, 40)
+
+
+def test_extra_fpn_level_when_encoder_skips_stride4():
+    torch.manual_seed(0)
+    head = _tiny_head(num_encoder_levels=3).eval()
+    assert head.pixel_decoder.num_fpn_levels == 1
+    with torch.no_grad():
+        out = head(_rand_feats(1, 64, 96))
+    assert out['mask_features'].shape == (1, 32, 16, 24)
+    keys = set(head.state_dict())
+    official = {
+        'classifier.pixel_decoder.adapter_1.0.weight',
+        'classifier.pixel_decoder.layer_1.1.bias'
+    }
+    assert set(convert_head_state_dict(
+        {k: torch.zeros(1)
+         for k in official})) <= keys
+    with pytest.raises(ValueError, match='FPN|common_stride'):
+        _tiny_head(common_stride=3)
+
+
+def _data_samples(bs, height, width, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(bs):
+        gt = (torch.rand(1, height, width, generator=g) > 0.6).long()
+        gt[:, :, width - 16:] = 255  # padding
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=gt)
+        samples.append(sample)
+    return samples
+
+
+@pytest.mark.parametrize('point_sample_cfg', [
+    None,
+    dict(num_points=200, oversample_ratio=3.0, importance_sample_ratio=0.75)
+])
+@pytest.mark.parametrize('num_queries', [1, 2])
+def test_loss_finite_and_backward(point_sample_cfg, num_queries):
+    torch.manual_seed(0)
+    head = _tiny_head(
+        num_queries=num_queries, point_sample_cfg=point_sample_cfg).train()
+    losses = head.loss(_rand_feats(2, 64, 96), _data_samples(2, 64, 96), None)
+    expected = {'loss_cls', 'loss_mask', 'loss_dice'}
+    for i in range(4):
+        expected |= {f'd{i}.loss_cls', f'd{i}.loss_mask', f'd{i}.loss_dice'}
+    assert set(losses) == expected
+    for name, value in losses.items():
+        assert value.dim() == 0 and torch.isfinite(value), name
+    sum(losses.values()).backward()
+    no_grad = [
+        n for n, p in head.named_parameters()
+        if p.grad is None or not torch.isfinite(p.grad).all()
+    ]
+    assert not no_grad, no_grad
+    for name in ('pixel_decoder.input_convs.0.conv.weight',
+                 'pixel_decoder.encoder.layers.0.self_attn.value_proj.weight',
+                 'pixel_decoder.mask_feature.weight',
+                 'transformer_decoder.layers.3.ffn.layers.1.weight',
+                 'transformer_decoder.cls_embed.weight',
+                 'transformer_decoder.mask_embed.4.weight'):
+        assert head.get_parameter(name).grad.abs().sum() > 0, name
+
+
+def test_loss_ignores_ignored_pixels():
+    torch.manual_seed(0)
+    head = _tiny_head(point_sample_cfg=None, loss_cls=None)
+    mask_pred = torch.randn(2, 1, 16, 24, requires_grad=True)
+    outputs = dict(
+        pred_logits=torch.randn(2, 1, 2),
+        pred_masks=mask_pred,
+        aux_outputs=[])
+    # GT columns 80..95 are 255 -> mask columns 20..23 (nearest resize)
+    losses = head.loss_by_feat(outputs, _data_samples(2, 64, 96))
+    assert set(losses) == {'loss_mask', 'loss_dice'}
+    (losses['loss_mask'] + losses['loss_dice']).backward()
+    assert mask_pred.grad[..., 20:].abs().max() == 0
+    assert mask_pred.grad[..., :20].abs().min() > 0
+
+
+def test_predict_shape_and_threshold_rule():
+    torch.manual_seed(0)
+    head = _tiny_head().eval()
+    feats = _rand_feats(2, 96, 160)
+    metas = [dict(img_shape=(90, 150), pad_shape=(96, 160))] * 2
+    with torch.no_grad():
+        logits = head.predict(feats, metas, None)
+        out = head(feats)
+    assert logits.shape == (2, 1, 96, 160)
+    assert head.out_channels == 1 and head.num_classes == 1
+    assert head.align_corners is True and head.threshold == 0.5
+    # official rule: bilinear (align_corners=True) upsampling, sigmoid > 0.5
+    up = torch.nn.functional.interpolate(
+        out['pred_masks'], size=(96, 160), mode='bilinear',
+        align_corners=True)
+    assert torch.equal(logits.sigmoid() > 0.5, up.sigmoid() > 0.5)
+    metas = [dict(img_shape=(64, 80))] * 2
+    with torch.no_grad():
+        assert head.predict(feats, metas, None).shape == (2, 1, 64, 80)

@@ -1,0 +1,179 @@
+"""MultimodalSwin: shapes, fusion wiring and pretrained Swin formats."""
+from collections import OrderedDict
+
+import pytest
+import torch
+from mmseg.models.backbones import SwinTransformer
+from mmseg.registry import MODELS
+
+from projects.magnet.models.utils.swin_checkpoint import (
+    load_swin_pretrained, mmseg_convert_swin)
+
+TINY = dict(type='MultimodalSwin', embed_dims=16, depths=(1, 2, 1, 1),
+            num_heads=(1, 2, 2, 4), window_size=4, text_channels=12,
+            drop_path_rate=0.1)
+
+
+def _words(B, N=5, L=12):
+    mask = torch.ones(B, N, dtype=torch.long)
+    mask[0, 3:] = 0
+    return torch.randn(B, N, L), mask
+
+
+@pytest.mark.parametrize('hw', [(64, 64), (72, 104), (50, 38)])
+def test_shapes_non_square_and_padded_windows(hw):
+    torch.manual_seed(0)
+    model = MODELS.build(TINY)
+    model.init_weights()
+    model.eval()
+    H, W = hw
+    words, mask = _words(2)
+    outs = model(torch.randn(2, 3, H, W), words, mask)
+    assert len(outs) == 4
+    h, w = -(-H // 4), -(-W // 4)
+    for s, out in enumerate(outs):
+        assert out.shape == (2, 16 * 2**s, h, w)
+        h, w = -(-h // 2), -(-w // 2)
+
+
+def test_words_reach_every_stage_and_gate_feeds_next_stage():
+    torch.manual_seed(1)
+    model = MODELS.build(TINY)
+    model.init_weights()
+    model.eval()
+    for m in model.pwams.modules():  # strong fusion, so effects are visible
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, std=0.3)
+    img = torch.randn(1, 3, 64, 64)
+    words, mask = _words(1)
+    base = model(img, words, mask)
+    words2 = words.clone()
+    words2[0, 0] += 1
+    moved = model(img, words2, mask)
+    assert all(not torch.allclose(a, b) for a, b in zip(base, moved))
+    # gates start closed: stage 2 input does not depend on stage-1 words
+    per_stage = [words, words2, words2, words2]
+    with torch.no_grad():
+        mixed = model(img, per_stage, mask)
+        torch.testing.assert_close(mixed[1], moved[1])
+        for gate in model.gates:
+            torch.nn.init.normal_(gate.fc1.weight, std=0.5)
+            torch.nn.init.normal_(gate.fc2.weight, std=0.5)
+        opened = model(img, per_stage, mask)
+        assert (opened[1] - moved[1]).abs().max() > 1e-7
+
+
+def test_without_alignment_module_uses_stage_norms():
+    model = MODELS.build(dict(TINY, use_alignment=False))
+    assert model.alignments is None
+    model.init_weights()
+    words, mask = _words(2)
+    outs = model(torch.randn(2, 3, 64, 64), words, mask)
+    # LayerNorm output: zero mean over channels
+    torch.testing.assert_close(outs[0].mean(1), torch.zeros_like(
+        outs[0][:, 0]), atol=1e-5, rtol=0)
+
+
+def test_train_mode_backward_reaches_fusion_modules():
+    torch.manual_seed(2)
+    model = MODELS.build(TINY)
+    model.init_weights()
+    model.train()
+    words, mask = _words(2)
+    outs = model(torch.randn(2, 3, 64, 64), words.requires_grad_(), mask)
+    sum(o.mean() for o in outs).backward()
+    assert words.grad.abs().sum() > 0
+    assert model.pwams[0].attn.key_proj.weight.grad.abs().sum() > 0
+    assert model.alignments[3].mixer[0].weight.grad.abs().sum() > 0
+    assert model.stages[0].blocks[0].attn.w_msa.qkv.weight.grad is not None
+
+
+def test_invalid_out_indices():
+    with pytest.raises(ValueError, match='out_indices'):
+        MODELS.build(dict(TINY, out_indices=(3, )))
+
+
+# -------------------------------------------------------------------------
+# pretrained Swin formats
+# -------------------------------------------------------------------------
+def _reference_swin(window=4):
+    torch.manual_seed(3)
+    swin = SwinTransformer(embed_dims=16, depths=(1, 2, 1, 1),
+                           num_heads=(1, 2, 2, 4), window_size=window)
+    for p in swin.parameters():
+        torch.nn.init.normal_(p)
+    return swin.state_dict()
+
+
+def _to_official(mmseg_state):
+    """Invert mmseg's swin2mmseg rules (test helper)."""
+    out = OrderedDict()
+    for k, v in mmseg_state.items():
+        if 'relative_position_index' in k:
+            continue
+        k2 = k.replace('stages', 'layers', 1).replace('attn.w_msa.', 'attn.')
+        k2 = k2.replace('ffn.layers.0.0.', 'mlp.fc1.').replace(
+            'ffn.layers.1.', 'mlp.fc2.').replace('patch_embed.projection',
+                                                 'patch_embed.proj')
+        if 'downsample.reduction' in k:
+            o, i = v.shape
+            v = v.reshape(o, i // 4, 4).transpose(1, 2)[:, [0, 2, 1, 3]]
+            v = v.reshape(o, i)
+        elif 'downsample.norm' in k:
+            v = v.reshape(-1, 4).transpose(0, 1)[[0, 2, 1, 3]].reshape(-1)
+        out[k2] = v
+    out['head.weight'] = torch.zeros(10, 128)
+    return out
+
+
+def _target():
+    model = MODELS.build(TINY)
+    return model, model.state_dict()
+
+
+@pytest.mark.parametrize('fmt', ['official', 'mmseg', 'mmpretrain'])
+def test_pretrained_formats(tmp_path, fmt):
+    ref = _reference_swin()
+    if fmt == 'official':
+        ckpt = {'model': _to_official(ref)}
+        assert mmseg_convert_swin(_to_official(ref)).keys() >= {
+            k for k in ref if 'index' not in k}
+    elif fmt == 'mmseg':
+        ckpt = {'state_dict': {'backbone.' + k: v for k, v in ref.items()},
+                'meta': {}}
+    else:
+        state = {'backbone.' + k: v for k, v in ref.items()
+                 if not k.startswith('norm')}
+        state['backbone.norm.weight'] = ref['norm3.weight']
+        state['backbone.norm.bias'] = ref['norm3.bias']
+        state['head.fc.weight'] = torch.zeros(3, 128)
+        ckpt = {'state_dict': state}
+    path = str(tmp_path / f'{fmt}.pth')
+    torch.save(ckpt, path)
+    model = MODELS.build(dict(
+        TINY, init_cfg=dict(type='Pretrained', checkpoint=path)))
+    model.init_weights()
+    got = model.state_dict()
+    for k, v in ref.items():
+        if fmt == 'mmpretrain' and k.startswith('norm') and '3' not in k:
+            continue
+        torch.testing.assert_close(got[k], v, msg=k)
+
+
+def test_pretrained_bias_table_resized(tmp_path):
+    ref = _reference_swin(window=3)
+    path = str(tmp_path / 'w3.pth')
+    torch.save({'model': _to_official(ref)}, path)
+    _, target = _target()
+    state = load_swin_pretrained(path, target)
+    key = 'stages.0.blocks.0.attn.w_msa.relative_position_bias_table'
+    assert state[key].shape == target[key].shape == (49, 1)
+
+
+def test_pretrained_without_swin_keys_is_refused(tmp_path):
+    path = str(tmp_path / 'bert.pth')
+    torch.save({'embeddings.word_embeddings.weight': torch.zeros(2, 2)},
+               path)
+    _, target = _target()
+    with pytest.raises(ValueError, match='no Swin weights'):
+        load_swin_pretrained(path, target)
