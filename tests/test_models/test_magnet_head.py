@@ -22,7 +22,6 @@ from projects.magnet.models.layers import (
     multi_scale_deformable_attn_fast,
 )
 
-
 FULLSIZE_KEYS = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), '..',
     'shared', 'reference', 'official_fullsize_keys.json')

@@ -9,7 +9,8 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
     pad_val=0,
-    seg_pad_val=255)
+    seg_pad_val=255,
+    size_divisor=32)
 
 bert_base_uncased = dict(
     vocab_size=30522,

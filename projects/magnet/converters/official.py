@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Tuple
 
 import torch
 
@@ -62,8 +62,8 @@ _PYRAMID = {'1': 'expand', '2': 'norm', '3': 'squeeze', '5': 'reduce'}
 #: (official regex under ``image_model.``, project key under ``backbone.``
 #: (template or callable on the match), squeeze 1x1 conv weight)
 VISION_RULES: List[Tuple[str, object, bool]] = (
-    [(rf'layers\.(\d+)\.fusion\.{old}\.(weight|bias)', rf'pwams.\1.{new}.\2', sq)
-     for old, new, sq in _PWAM_VISION] +
+    [(rf'layers\.(\d+)\.fusion\.{old}\.(weight|bias)',
+      rf'pwams.\1.{new}.\2', sq) for old, new, sq in _PWAM_VISION] +
     [(rf'layers\.(\d+)\.fusions\.(\d+)\.{old}\.(weight|bias)',
       rf'alignments.\1.pwams.\2.{new}.\3', sq)
      for old, new, sq in _PWAM_VISION] +

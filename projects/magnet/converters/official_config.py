@@ -21,7 +21,8 @@ DATA_PREPROCESSOR = dict(
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,
     pad_val=0,
-    seg_pad_val=255)
+    seg_pad_val=255,
+    size_divisor=32)
 
 
 def model_cfg_from_official_args(args: Mapping[str, Any]) -> Dict:

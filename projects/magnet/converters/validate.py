@@ -17,7 +17,7 @@ UNUSED_AT_INFERENCE = (
     'backbone.norm3.', 'backbone.gates.3.', 'text_encoder.fusions.3.',
     'text_encoder.fusions.0.norm.', 'text_encoder.fusions.1.norm.',
     'text_encoder.fusions.2.norm.', 'lang_proj.',
-    'decode_head.predictor.class_embed.')
+    'decode_head.transformer_decoder.cls_embed.')
 
 
 def expected_shapes(official_state: Mapping[str, torch.Tensor],

@@ -33,6 +33,6 @@ class ResidualGate(BaseModule):
         nn.init.zeros_(self.fc2.weight)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """Args: x and residual of the same shape (..., C). Returns (..., C)."""
+        """x, residual: (..., C) -> (..., C)."""
         gate = torch.tanh(self.fc2(self.act(self.fc1(residual))))
         return x + gate * residual

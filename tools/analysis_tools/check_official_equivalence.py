@@ -1,0 +1,45 @@
+"""Print per-tensor max-abs-diff between the project's model and the official
+implementation's outputs stored in a fixture directory.
+
+Usage:
+    python tools/analysis_tools/check_official_equivalence.py \
+        [FIXTURE_DIR (default ../shared/reference/official_tiny)] [--json F]
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+
+import projects.magnet  # noqa: E402,F401
+from projects.magnet.converters.parity import compare_with_fixture  # noqa
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('fixture', nargs='?', default=osp.join(
+        ROOT, '..', 'shared', 'reference', 'official_tiny'))
+    parser.add_argument('--json', help='also write the rows as JSON')
+    parser.add_argument('--threads', type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = compare_with_fixture(args.fixture)
+    ok = True
+    print(f'{"tensor":<18} {"shape":<22} {"max|diff|":>10} {"tol":>8}')
+    for name, shape, diff, tol in rows:
+        flag = '' if diff <= tol else '  FAIL'
+        ok &= diff <= tol
+        print(f'{name:<18} {str(shape):<22} {diff:10.2e} {tol:8.0e}{flag}')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump([dict(tensor=n, shape=s, max_abs_diff=d, tolerance=t)
+                       for n, s, d, t in rows], f, indent=1)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == '__main__':
+    main()
