@@ -152,6 +152,8 @@ def multi_scale_deformable_attn_fast(
                                            2).to(coord_dtype)
     weights = attention_weights.reshape(bs * num_query, num_heads, num_lp)
     total = bs * num_query
+    if total == 0:
+        return value.new_zeros(bs, num_query, num_heads * head_dims)
     if query_chunk_size is None:
         query_chunk_size = _CPU_QUERY_CHUNK if device.type == 'cpu' else total
     query_chunk_size = max(1, int(query_chunk_size))
