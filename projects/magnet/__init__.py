@@ -5,4 +5,6 @@ registries (``custom_imports = dict(imports=['projects.magnet'])`` in a config
 does it for the stock tools).
 """
 from . import compat  # noqa: F401  (must come first: patches mmcv-lite)
+from .datasets import *  # noqa: F401,F403
+from .evaluation import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
