@@ -30,8 +30,8 @@ def parse_args():
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
-        help='directory where painted images will be saved. If specified, '
-        'it will be automatically saved to work_dir/timestamp/show_dir')
+        help='directory where painted images will be saved (a relative '
+        'path is taken under the work dir)')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
@@ -64,7 +64,7 @@ def trigger_visualization_hook(cfg, args):
         hook['wait_time'] = args.wait_time
     if args.show_dir:
         visualizer = cfg.visualizer
-        visualizer['save_dir'] = args.show_dir
+        visualizer['save_dir'] = osp.join(cfg.work_dir, args.show_dir)
     return cfg
 
 

@@ -32,3 +32,11 @@ def test_pure_pytorch_paths_still_work():
     out = multi_scale_deformable_attn_pytorch(value, shapes, loc, weights)
     assert out.shape == (1, 5, 16)
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.skipif(has_compiled_mmcv_ops(),
+                    reason='full mmcv installed: nothing is patched')
+def test_lookups_report_no_full_mmcv():
+    """mmengine asks pkgutil whether mmcv._ext exists (Runner.wrap_model)."""
+    from mmengine.utils.dl_utils import mmcv_full_available
+    assert mmcv_full_available() is False

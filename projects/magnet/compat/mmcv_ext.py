@@ -20,6 +20,7 @@ When the full ``mmcv`` (with ``mmcv._ext``) is installed nothing is patched.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -84,6 +85,11 @@ def install_mmcv_ext_placeholder() -> bool:
     placeholder = _PlaceholderExt('mmcv._ext')
     setattr(placeholder, _PLACEHOLDER_FLAG, True)
     placeholder.__file__ = __file__
+    # A spec without loader: importlib/pkgutil lookups (e.g. mmengine's
+    # ``mmcv_full_available``) then report "no compiled mmcv" instead of
+    # raising ``ValueError: mmcv._ext.__spec__ is None``.
+    placeholder.__spec__ = importlib.machinery.ModuleSpec(
+        'mmcv._ext', loader=None)
     sys.modules['mmcv._ext'] = placeholder
     import mmcv
     mmcv._ext = placeholder

@@ -245,18 +245,28 @@ class MSDeformAttn(MultiScaleDeformableAttention):
     for any CUDA tensor, which fails under ``mmcv-lite``).
 
     Args:
-        pytorch_impl (str): ``'fast'`` (default) or ``'grid_sample'``.
+        pytorch_impl (str): ``'auto'`` (default): the gather core
+            (``'fast'``) when no gradient is needed, ``'grid_sample'`` when
+            one is (its backward is faster on CPU: 0.89 vs 1.09 s per train
+            step of the CPU config); or force either.
         Other args: see :class:`mmcv.ops.MultiScaleDeformableAttention`
         (``embed_dims``, ``num_heads``, ``num_levels``, ``num_points``,
         ``im2col_step``, ``dropout``, ``batch_first``, ``norm_cfg``,
         ``init_cfg``, ``value_proj_ratio``).
     """
 
-    def __init__(self, *args, pytorch_impl: str = 'fast', **kwargs) -> None:
+    def __init__(self, *args, pytorch_impl: str = 'auto', **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if pytorch_impl not in ('fast', 'grid_sample'):
+        if pytorch_impl not in ('auto', 'fast', 'grid_sample'):
             raise ValueError(f'unknown pytorch_impl {pytorch_impl!r}')
         self.pytorch_impl = pytorch_impl
+
+    def _core_impl(self, value: Tensor) -> str:
+        if self.pytorch_impl != 'auto':
+            return self.pytorch_impl
+        needs_grad = torch.is_grad_enabled() and (
+            value.requires_grad or self.training)
+        return 'grid_sample' if needs_grad else 'fast'
 
     def forward(self,
                 query: Tensor,
@@ -339,7 +349,7 @@ class MSDeformAttn(MultiScaleDeformableAttention):
             sampling_locations,
             attention_weights,
             im2col_step=self.im2col_step,
-            pytorch_impl=self.pytorch_impl)
+            pytorch_impl=self._core_impl(value))
         output = self.output_proj(output)
         if not self.batch_first:
             output = output.permute(1, 0, 2)

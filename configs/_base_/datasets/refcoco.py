@@ -1,0 +1,71 @@
+# RefCOCO (UNC splits): COCO train2014 images + refs(unc).p + instances.json.
+# Official MagNet/LAVT protocol: image resized to 480x480 (aspect ratio not
+# kept, PIL bilinear), mask resized with nearest, BERT tokens (20 slots);
+# evaluation scores every sentence against the *resized* ground truth.
+
+dataset_type = 'RefCOCODataset'
+data_root = 'data/refer'  # holds images/mscoco/images/train2014 and refcoco/
+dataset_name = 'refcoco'
+split_by = 'unc'
+img_scale = (480, 480)
+tokenizer = 'bert-base-uncased'  # hub name or local folder
+max_tokens = 20
+
+meta_keys = ('img_path', 'ori_shape', 'img_shape', 'pad_shape',
+             'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
+             'text', 'input_ids', 'attention_mask', 'ref_id', 'sent_id',
+             'split_tag')
+train_pipeline = [
+    # PIL decode without EXIF rotation == the official PIL .convert('RGB')
+    dict(type='LoadImageFromFile', imdecode_backend='pillow',
+         color_type='color_ignore_orientation'),
+    dict(type='LoadReferringMask'),
+    dict(type='SampleSentence'),
+    dict(type='TokenizeText', tokenizer=tokenizer, max_length=max_tokens),
+    dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow',
+         interpolation='bilinear'),
+    dict(type='PackSegInputs', meta_keys=meta_keys),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', imdecode_backend='pillow',
+         color_type='color_ignore_orientation'),
+    dict(type='LoadReferringMask'),
+    dict(type='TokenizeText', tokenizer=tokenizer, max_length=max_tokens),
+    dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow',
+         interpolation='bilinear'),
+    dict(type='PackSegInputs', meta_keys=meta_keys),
+]
+
+
+def _split(split, test_mode, pipeline):
+    return dict(type=dataset_type, data_root=data_root, dataset=dataset_name,
+                split_by=split_by, split=split, test_mode=test_mode,
+                pipeline=pipeline)
+
+
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=_split('train', False, train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=_split('val', True, test_pipeline))
+# val + testA + testB in one tools/test.py run: metrics come back per split
+# as '<dataset>_<split_by>_<split>/oIoU', ...
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='ConcatDataset',
+        datasets=[
+            _split(s, True, test_pipeline) for s in ('val', 'testA', 'testB')
+        ]))
+val_evaluator = dict(type='RefSegMetric')
+test_evaluator = val_evaluator

