@@ -28,7 +28,7 @@ def _schedule(iters):
     return [f'max_iters={iters}', f'train_cfg.max_iters={iters}',
             f'train_cfg.val_interval={iters}',
             f'default_hooks.checkpoint.interval={iters}',
-            'param_scheduler.0.end=1', f'param_scheduler.1.begin=1',
+            'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
             f'param_scheduler.1.end={iters}',
             'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
             'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
