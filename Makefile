@@ -30,6 +30,11 @@ test: install
 test-all: PYTEST_ARGS :=
 test-all: test
 
+# The main job: generate the referring dataset (if absent), train the CPU
+# config, evaluate val/testA/testB, write prediction overlays (PNG).
+demo: install
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) tools/main_job.py $(DEMO_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check .
 

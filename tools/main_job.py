@@ -23,7 +23,7 @@ sys.path.insert(0, ROOT)
 
 DEFAULT_CONFIG = osp.join(
     ROOT, 'configs', 'magnet',
-    'magnet_swin-nano_minilm-l6_cpu-1500it_refsynth-128x128.py')
+    'magnet_swin-nano_minilm-l6_cpu-500it_refsynth-128x128.py')
 
 
 def parse_args():

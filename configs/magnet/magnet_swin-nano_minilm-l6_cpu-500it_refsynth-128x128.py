@@ -5,13 +5,13 @@ _base_ = [
     '../_base_/models/magnet_swin-nano_minilm-l6.py',
     '../_base_/datasets/refsynth.py', '../_base_/default_runtime.py'
 ]
-max_iters = 1500
+max_iters = 500
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 train_dataloader = dict(
     batch_size=8, sampler=dict(type='InfiniteSampler', shuffle=True))
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.999),
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),
                    weight_decay=0.01),
     clip_grad=dict(max_norm=1.0),
     paramwise_cfg=dict(
