@@ -177,3 +177,9 @@ def test_pretrained_without_swin_keys_is_refused(tmp_path):
     _, target = _target()
     with pytest.raises(ValueError, match='no Swin weights'):
         load_swin_pretrained(path, target)
+
+
+def test_init_cfg_must_be_pretrained():
+    model = MODELS.build(dict(TINY, init_cfg=dict(type='Kaiming')))
+    with pytest.raises(ValueError, match="type='Pretrained'"):
+        model.init_weights()

@@ -13,6 +13,7 @@ from mmseg.registry import MODELS
 from ..layers.alignment_module import CrossModalAlignment
 from ..layers.gate import ResidualGate
 from ..layers.pwam import PWAM
+from ..utils.init_cfg import pretrained_checkpoint
 from ..utils.swin_checkpoint import load_swin_pretrained
 
 Tensor = torch.Tensor
@@ -103,22 +104,16 @@ class MultimodalSwin(SwinTransformer):
         for gate in self.gates:
             gate.init_weights()
         self._is_init = True
-        if self.init_cfg is None:
+        checkpoint = pretrained_checkpoint(self)
+        if checkpoint is None:
             return
-        if self.init_cfg.get('type') != 'Pretrained' or \
-                'checkpoint' not in self.init_cfg:
-            raise ValueError(
-                f'{type(self).__name__} init_cfg must be '
-                "dict(type='Pretrained', checkpoint=...), got "
-                f'{self.init_cfg}')
         state_dict = load_swin_pretrained(
-            self.init_cfg['checkpoint'], self.state_dict(),
-            prefix=self.init_cfg.get('prefix'))
+            checkpoint, self.state_dict(), prefix=self.init_cfg.get('prefix'))
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
         loaded = len(state_dict) - len(unexpected)
         print_log(
             f'{type(self).__name__}: loaded {loaded} tensors from '
-            f'{self.init_cfg["checkpoint"]}; {len(missing)} left at their '
+            f'{checkpoint}; {len(missing)} left at their '
             f'initialisation; {len(unexpected)} ignored', logger='current')
 
     # ------------------------------------------------------------------

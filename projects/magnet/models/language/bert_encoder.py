@@ -12,6 +12,7 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from ..layers.language_fusion import LanguageFusion
+from ..utils.init_cfg import pretrained_checkpoint
 
 Tensor = torch.Tensor
 
@@ -117,16 +118,11 @@ class BertLanguageEncoder(BaseModule):
         for fusion in self.fusions:
             fusion.gate.init_weights()
         self._is_init = True
-        if self.init_cfg is None:
+        checkpoint = pretrained_checkpoint(self)
+        if checkpoint is None:
             return
-        if self.init_cfg.get('type') != 'Pretrained' or \
-                'checkpoint' not in self.init_cfg:
-            raise ValueError(
-                f'{type(self).__name__} init_cfg must be '
-                "dict(type='Pretrained', checkpoint=<name or folder>), got "
-                f'{self.init_cfg}')
         from transformers import BertModel
-        source = resolve_pretrained(self.init_cfg['checkpoint'])
+        source = resolve_pretrained(checkpoint)
         pretrained = BertModel.from_pretrained(source,
                                                add_pooling_layer=False)
         incompatible = self.bert.load_state_dict(pretrained.state_dict(),
