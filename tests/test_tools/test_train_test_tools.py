@@ -2,6 +2,7 @@
 (2 training iterations, CPU config), plus resume."""
 import glob
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def _schedule(iters):
 
 
 def _run(args):
-    env = dict(**__import__('os').environ, HF_HUB_OFFLINE='1')
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
     proc = subprocess.run([sys.executable] + args, cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
