@@ -9,7 +9,8 @@
 
 Usage:
     python tools/main_job.py [--config CFG] [--work-dir DIR]
-        [--num-overlays N] [--max-iters N]
+        [--num-overlays N] [--max-iters N] [--data-root DIR]
+        [--cfg-options KEY=VALUE ...]
 """
 import argparse
 import os
@@ -37,6 +38,13 @@ def parse_args():
     parser.add_argument('--max-iters', type=int, default=None,
                         help='override the config\'s training length')
     parser.add_argument('--num-overlays', type=int, default=8)
+    parser.add_argument(
+        '--data-root',
+        help='where the generated dataset lives / is written (default: the '
+        'config\'s data_root)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', default=[],
+        help='extra key=value overrides for training and evaluation')
     return parser.parse_args()
 
 
@@ -45,10 +53,23 @@ def run(cmd):
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
-def ensure_dataset(args):
+def data_root_overrides(args):
+    """Point every dataset of the config at ``args.data_root``."""
     from mmengine.config import Config
-    data_root = Config.fromfile(args.config).train_dataloader.dataset[
-        'data_root']
+    cfg = Config.fromfile(args.config)
+    if args.data_root is None:
+        return cfg.train_dataloader.dataset['data_root'], []
+    keys = ['train_dataloader.dataset', 'val_dataloader.dataset']
+    test = cfg.test_dataloader.dataset
+    if 'datasets' in test:
+        keys += [f'test_dataloader.dataset.datasets.{i}'
+                 for i in range(len(test['datasets']))]
+    else:
+        keys.append('test_dataloader.dataset')
+    return args.data_root, [f'{k}.data_root={args.data_root}' for k in keys]
+
+
+def ensure_dataset(args, data_root):
     refs = osp.join(data_root, 'refsynth', 'refs(unc).p')
     if osp.isfile(refs):
         print(f'dataset found: {refs}')
@@ -79,11 +100,11 @@ def evaluate(args, checkpoint, overrides):
     from projects.magnet.compat import trust_directory
     trust_directory(args.work_dir)
     cfg = Config.fromfile(args.config)
-    if overrides:
-        action = DictAction(option_strings=[], dest='x')
-        ns = argparse.Namespace()
-        action(None, ns, overrides)
-        cfg.merge_from_dict(ns.x)
+    if overrides:  # the same key=value syntax as tools/train.py
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        cfg.merge_from_dict(
+            parser.parse_args(['--cfg-options'] + overrides).cfg_options)
     cfg.work_dir = args.work_dir
     cfg.load_from = checkpoint
     cfg.default_hooks.visualization = dict(type='SegVisualizationHook')
@@ -159,7 +180,9 @@ def main():
                      f'train_cfg.val_interval={n}',
                      f'default_hooks.checkpoint.interval={n}',
                      f'param_scheduler.1.end={n}']
-    ensure_dataset(args)
+    data_root, root_overrides = data_root_overrides(args)
+    overrides += root_overrides + list(args.cfg_options)
+    ensure_dataset(args, data_root)
     checkpoint = train(args, overrides)
     trained = time.time()
     runner, metrics = evaluate(args, checkpoint, overrides)

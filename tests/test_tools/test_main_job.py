@@ -1,0 +1,42 @@
+"""The main job (``make demo``), shortened: generate -> train -> evaluate ->
+metric table -> overlays, on a tiny dataset written to a temp dir."""
+import glob
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from ..conftest import REPO_ROOT
+
+
+def test_main_job_end_to_end(tmp_path):
+    work, data = str(tmp_path / 'work'), str(tmp_path / 'data')
+    opts = ['train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+            'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False',
+            'val_dataloader.persistent_workers=False',
+            'test_dataloader.persistent_workers=False',
+            'param_scheduler.0.end=1', 'param_scheduler.1.begin=1']
+    cmd = [sys.executable, osp.join('tools', 'main_job.py'), '--work-dir',
+           work, '--data-root', data, '--num-train-images', '4',
+           '--num-val-images', '2', '--num-test-images', '2',
+           '--max-iters', '2', '--num-overlays', '2', '--cfg-options'] + opts
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert osp.isfile(osp.join(data, 'refsynth', 'refs(unc).p'))
+    # the metric table: one row per split, 7 numbers each
+    rows = [line.split() for line in proc.stdout.splitlines()
+            if line.startswith('refsynth_unc_')]
+    assert [r[0] for r in rows] == ['refsynth_unc_val', 'refsynth_unc_testA',
+                                   'refsynth_unc_testB']
+    assert all(len(r) == 8 and 0 <= float(r[1]) <= 100 for r in rows)
+    overlays = sorted(glob.glob(osp.join(work, 'overlays', '*.png')))
+    assert len(overlays) == 2
+    img = np.asarray(Image.open(overlays[0]))
+    assert img.ndim == 3 and img.shape[2] == 3 and img.shape[0] >= 128
