@@ -84,8 +84,8 @@ def _refuse_persistent(source: str, pid: Any) -> Any:
         'only contain plain data.')
 
 
-class RestrictedReferUnpickler(pickle.Unpickler):
-    """C unpickler that resolves only :data:`ALLOWED_GLOBALS`.
+class _RestrictedMixin:
+    """Resolve only :data:`ALLOWED_GLOBALS`; refuse persistent ids.
 
     Args:
         file: binary file object.
@@ -103,20 +103,15 @@ class RestrictedReferUnpickler(pickle.Unpickler):
         return _refuse_persistent(self.source, pid)
 
 
-class _PyRestrictedReferUnpickler(pickle._Unpickler):  # type: ignore
+class RestrictedReferUnpickler(_RestrictedMixin, pickle.Unpickler):
+    """C unpickler that resolves only :data:`ALLOWED_GLOBALS`."""
+
+
+class _PyRestrictedReferUnpickler(_RestrictedMixin,
+                                  pickle._Unpickler):  # type: ignore
     """Pure-Python fallback that also refuses the ``EXT*`` opcodes."""
 
     dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore
-
-    def __init__(self, file: io.BufferedIOBase, source: str = '<pickle>'):
-        super().__init__(file, encoding='latin1', errors='strict')
-        self.source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        return _import_allowed(self.source, module, name)
-
-    def persistent_load(self, pid: Any) -> Any:
-        return _refuse_persistent(self.source, pid)
 
     def _refuse_ext(self) -> None:
         raise UnsafeReferPickleError(
