@@ -12,3 +12,7 @@ log_level = 'INFO'
 load_from = None
 resume = False
 tta_model = None
+# DDP: some parameters get no gradient in a step (modules whose output does
+# not reach the losses, e.g. the last stage's gate, unused norms, and the
+# training objectives when switched off)
+find_unused_parameters = True

@@ -73,6 +73,30 @@ model = dict(
         decoder_ffn_channels=2048,
         num_queries=1,
         num_classes=1),
+    # sentence projection: the alignment loss compares lang_proj(sentence)
+    # with the head's 256-d pixel embeddings (present in released weights)
     lang_proj_dim=256,
+    # --- training-only objectives (never run at inference; set to None to
+    # ablate). Their published details are incomplete: the values below are
+    # this project's defaults, see README "Training".
+    mask_grounding=dict(
+        type='MaskGroundingHead',
+        text_channels=768,
+        visual_channels=1024,  # Y_4, the stride-32 multimodal map
+        visual_level=-1,
+        num_layers=1,
+        num_heads=12,
+        vocab_size=30522,
+        tie_word_embeddings=True,
+        masking=dict(type='TokenMasker', ratio=0.15, mask_prob=0.9,
+                     random_prob=0.0),
+        loss=dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False,
+                  loss_weight=1.0, avg_non_ignore=True,
+                  loss_name='loss_mg')),
+    alignment_loss=dict(
+        type='CrossModalAlignmentLoss',
+        temperature=0.07,
+        p2p_weight=1.0,
+        p2t_weight=1.0),
     train_cfg=dict(),
     test_cfg=dict(mode='whole', output_size='input'))

@@ -34,4 +34,5 @@ model = dict(
         num_decoder_layers=3,
         decoder_ffn_channels=256,
         point_sample_cfg=None),
-    lang_proj_dim=None)
+    lang_proj_dim=64,  # = decode_head.mask_channels (alignment loss)
+    mask_grounding=dict(text_channels=384, visual_channels=256))

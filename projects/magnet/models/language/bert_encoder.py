@@ -77,6 +77,12 @@ class BertLanguageEncoder(BaseModule):
             ``'fixed'`` (see :mod:`..layers.language_fusion`).
         attn_implementation (str): transformers attention backend for the
             BERT layers (``'eager'`` or ``'sdpa'``).
+        frozen_layers (Sequence[int]): BERT layers whose parameters are not
+            trained (``requires_grad=False``), e.g. ``(10, 11)`` as in the
+            LAVT recipe. Defaults to none.
+        freeze_embeddings (bool): Do not train the embeddings (the LAVT
+            recipe). With Mask Grounding's tied classifier this also fixes
+            its vocabulary matrix. Defaults to False.
     """
 
     def __init__(self,
@@ -87,6 +93,8 @@ class BertLanguageEncoder(BaseModule):
                  fusion_dropout: float = 0.0,
                  mask_mode: str = 'official',
                  attn_implementation: str = 'sdpa',
+                 frozen_layers: Sequence[int] = (),
+                 freeze_embeddings: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         from transformers import BertConfig, BertModel
@@ -108,6 +116,18 @@ class BertLanguageEncoder(BaseModule):
         self.fusions = nn.ModuleList(
             LanguageFusion(self.channels, c, h, fusion_dropout, mask_mode)
             for c, h in zip(vision_channels, fusion_heads))
+        bad = [i for i in frozen_layers if not 0 <= i < num_layers]
+        if bad:
+            raise ValueError(f'frozen_layers {bad} outside the '
+                             f'{num_layers} BERT layers')
+        self.frozen_layers = tuple(frozen_layers)
+        self.freeze_embeddings = freeze_embeddings
+        frozen = [self.bert.encoder.layer[i] for i in self.frozen_layers]
+        if freeze_embeddings:
+            frozen.append(self.bert.embeddings)
+        for module in frozen:
+            for param in module.parameters():
+                param.requires_grad_(False)
 
     @property
     def num_stages(self) -> int:

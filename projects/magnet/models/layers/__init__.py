@@ -1,3 +1,4 @@
+from .mask_encoder import MaskEncoder
 from .mask_decoder import MaskedAttentionDecoder, MaskedAttentionDecoderLayer
 from .ms_deform_attn import (
     MSDeformAttn,
@@ -10,11 +11,12 @@ from .pixel_decoder import (
     MSDeformAttnPixelDecoder,
     SinePositionalEncoding,
 )
+from .token_masking import TokenMasker
 
 __all__ = [
     'MSDeformAttn', 'multi_scale_deformable_attn',
     'multi_scale_deformable_attn_fast', 'SinePositionalEncoding',
     'MSDeformAttnEncoderLayer', 'MSDeformAttnEncoder',
     'MSDeformAttnPixelDecoder', 'MaskedAttentionDecoderLayer',
-    'MaskedAttentionDecoder'
+    'MaskedAttentionDecoder', 'MaskEncoder', 'TokenMasker'
 ]

@@ -8,17 +8,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
+from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
-                         OptSampleList, SampleList)
+                         OptSampleList, SampleList, add_prefix)
 
 Tensor = torch.Tensor
 
 TEXT_KEYS = ('input_ids', 'attention_mask')
 OUTPUT_SIZES = ('input', 'original')
+#: Submodules used by training objectives only: never run at inference,
+#: stripped by ``tools/model_converters/publish_model.py`` and allowed to be
+#: missing when inference weights are loaded.
+TRAINING_ONLY_MODULES = ('mask_grounding', 'alignment_loss')
+SENTENCE_POOLING = ('mean', 'cls')
 
 
 @MODELS.register_module()
@@ -38,6 +44,15 @@ class MagNet(EncoderDecoder):
 
     and the decode head segments from ``[Y_1..Y_4]``.
 
+    Training adds, when configured, two objectives that do not exist at
+    inference: Mask Grounding (``mask_grounding``, a second encoder pass on
+    the expression with masked words, see :class:`MaskGroundingHead`) and
+    the cross-modal alignment loss (``alignment_loss`` on the head's pixel
+    embeddings and ``lang_proj`` of the sentence embedding, see
+    :class:`CrossModalAlignmentLoss`). Both also work with the alignment
+    module switched off (``backbone.use_alignment=False``, a LAVT-style
+    model).
+
     Args:
         backbone (dict): A :class:`MultimodalSwin` config.
         text_encoder (dict): A :class:`BertLanguageEncoder` config.
@@ -45,6 +60,13 @@ class MagNet(EncoderDecoder):
         lang_proj_dim (int, optional): Width of ``lang_proj``, a sentence
             projection used by training objectives (present in the released
             weights, unused at inference). None to leave it out.
+        mask_grounding (dict, optional): A :class:`MaskGroundingHead` config
+            (training only).
+        alignment_loss (dict, optional): A :class:`CrossModalAlignmentLoss`
+            config (training only; needs ``lang_proj_dim`` equal to the
+            head's ``mask_channels``).
+        sentence_pooling (str): Sentence embedding for the alignment loss:
+            ``'mean'`` of the real tokens or the ``'cls'`` token.
         test_cfg (dict): ``mode='whole'`` and ``output_size``: ``'input'``
             (masks at the network input size — the official protocol, which
             scores against the resized ground truth) or ``'original'``
@@ -56,6 +78,9 @@ class MagNet(EncoderDecoder):
                  text_encoder: ConfigType,
                  decode_head: ConfigType,
                  lang_proj_dim: Optional[int] = 256,
+                 mask_grounding: OptConfigType = None,
+                 alignment_loss: OptConfigType = None,
+                 sentence_pooling: str = 'mean',
                  auxiliary_head: OptConfigType = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
@@ -87,6 +112,27 @@ class MagNet(EncoderDecoder):
         self.lang_proj = (
             nn.Linear(self.text_encoder.channels, lang_proj_dim)
             if lang_proj_dim else None)
+        if sentence_pooling not in SENTENCE_POOLING:
+            raise ValueError(f'sentence_pooling must be one of '
+                             f'{SENTENCE_POOLING}, got {sentence_pooling}')
+        self.sentence_pooling = sentence_pooling
+        self.mask_grounding = (
+            MODELS.build(mask_grounding) if mask_grounding else None)
+        self.alignment_loss = (
+            MODELS.build(alignment_loss) if alignment_loss else None)
+        if self.alignment_loss is not None and self.lang_proj is None:
+            raise ValueError('alignment_loss needs the sentence projection: '
+                             'set lang_proj_dim (= the head\'s mask_channels)')
+        self.register_load_state_dict_post_hook(
+            _allow_missing_training_modules)
+
+    @property
+    def with_mask_grounding(self) -> bool:
+        return self.mask_grounding is not None
+
+    @property
+    def with_alignment_loss(self) -> bool:
+        return self.alignment_loss is not None
 
     # ------------------------------------------------------------------
     # inputs
@@ -175,15 +221,124 @@ class MagNet(EncoderDecoder):
                                         self.test_cfg)
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """Losses of the decode head (and auxiliary heads, if any)."""
+        """Segmentation losses (``decode.*``), the auxiliary heads'
+        (``aux.*``) and, when configured, ``loss_mg`` / ``acc_mg`` (Mask
+        Grounding) and ``loss_cal_p2p`` / ``loss_cal_p2t`` (alignment)."""
         metas = [s.metainfo for s in data_samples]
-        feats = self.extract_feat(inputs, metas)
+        ids, mask = self.text_inputs(metas, inputs.device)
+        enc = self.encode(inputs, ids, mask,
+                          return_words=self.with_alignment_loss)
+        feats = enc['feats']
         losses = dict()
-        losses.update(self._decode_head_forward_train(feats, data_samples))
+        if self.with_alignment_loss:
+            outputs = self.decode_head.forward(feats)
+            if 'mask_features' not in outputs:
+                raise KeyError(
+                    f'alignment_loss needs pixel embeddings: '
+                    f'{type(self.decode_head).__name__}.forward() returned '
+                    f'no "mask_features"')
+            losses.update(
+                add_prefix(
+                    self.decode_head.loss_by_feat(outputs, data_samples),
+                    'decode'))
+            losses.update(
+                self.alignment_loss(outputs['mask_features'],
+                                    self.sentence_embedding(
+                                        enc['words'], mask),
+                                    self._gt_labels(data_samples)))
+        else:
+            losses.update(
+                self._decode_head_forward_train(feats, data_samples))
         if self.with_auxiliary_head:
             losses.update(
                 self._auxiliary_head_forward_train(feats, data_samples))
+        if self.with_mask_grounding:
+            losses.update(self.mask_grounding_loss(inputs, data_samples,
+                                                   ids, mask))
         return losses
+
+    # ------------------------------------------------------------------
+    # training objectives
+    # ------------------------------------------------------------------
+    def sentence_embedding(self, words: Tensor,
+                           attention_mask: Tensor) -> Tensor:
+        """``lang_proj`` of the pooled words: (B, N, L) -> (B, D)."""
+        if self.sentence_pooling == 'cls':
+            pooled = words[:, 0]
+        else:
+            weights = attention_mask.to(words.dtype)[..., None]
+            pooled = (words * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return self.lang_proj(pooled)
+
+    def _gt_labels(self, data_samples: SampleList) -> Tensor:
+        """(B, 1, H, W) int64 ground truth of the batch."""
+        gt = torch.stack([ds.gt_sem_seg.data for ds in data_samples]).long()
+        return gt[:, None] if gt.dim() == 3 else gt
+
+    def word_embeddings(self) -> Tensor:
+        """The language encoder's word-embedding matrix (V, L)."""
+        return self.text_encoder.bert.embeddings.word_embeddings.weight
+
+    def mask_grounding_predict(
+            self,
+            inputs: Tensor,
+            data_samples: SampleList,
+            input_ids: Optional[Tensor] = None,
+            attention_mask: Optional[Tensor] = None,
+            blank_image: bool = False,
+            blank_mask: bool = False,
+            generator: Optional[torch.Generator] = None,
+            mask_only: bool = True) -> Tuple[Tensor, Tensor]:
+        """Mask the expressions, encode them with the image, predict.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) preprocessed images.
+            data_samples (list[SegDataSample]): with ``gt_sem_seg``.
+            input_ids, attention_mask (Tensor, optional): (B, N); read from
+                the metainfo when not given.
+            blank_image (bool): Replace the images by zeros (the mean image
+                after normalisation) - a control without vision.
+            blank_mask (bool): Replace the ground-truth masks by zeros.
+            generator (torch.Generator, optional): Masking randomness.
+            mask_only (bool): Every selected token becomes [MASK] (the
+                default, for measuring; training keeps some tokens).
+
+        Returns:
+            tuple: logits (M, V) and targets (M, ) of the masked tokens.
+        """
+        if not self.with_mask_grounding:
+            raise RuntimeError('this model has no mask_grounding head')
+        if input_ids is None or attention_mask is None:
+            input_ids, attention_mask = self.text_inputs(
+                [s.metainfo for s in data_samples], inputs.device)
+        head = self.mask_grounding
+        masked_ids, labels = head.mask_tokens(input_ids, attention_mask,
+                                              generator, mask_only)
+        if blank_image:
+            inputs = torch.zeros_like(inputs)
+        enc = self.encode(inputs, masked_ids, attention_mask,
+                          return_words=True)
+        gt = self._gt_labels(data_samples)
+        masks = (gt == 1).to(inputs.dtype)
+        if blank_mask:
+            masks = torch.zeros_like(masks)
+        return head.predict(enc['words'], attention_mask,
+                            enc['feats'][head.visual_level], masks, labels,
+                            self.word_embeddings())
+
+    def mask_grounding_loss(self, inputs: Tensor, data_samples: SampleList,
+                            input_ids: Tensor,
+                            attention_mask: Tensor) -> Dict[str, Tensor]:
+        """Mask Grounding loss: a second encoder pass on the masked
+        expression (the first pass's features carry the hidden words)."""
+        head = self.mask_grounding
+        masked_ids, labels = head.mask_tokens(input_ids, attention_mask)
+        enc = self.encode(inputs, masked_ids, attention_mask,
+                          return_words=True)
+        masks = (self._gt_labels(data_samples) == 1).to(inputs.dtype)
+        return head.loss(enc['words'], attention_mask,
+                         enc['feats'][head.visual_level], masks, labels,
+                         self.word_embeddings())
 
     def _forward(self, inputs: Tensor,
                  data_samples: OptSampleList = None) -> dict:
@@ -227,3 +382,24 @@ class MagNet(EncoderDecoder):
                 'pred_sem_seg': PixelData(data=(prob > threshold).long())
             })
         return data_samples
+
+
+def _allow_missing_training_modules(module: nn.Module,
+                                    incompatible_keys) -> None:
+    """Let inference weights (no training-only modules) load strictly.
+
+    A training-only module whose keys are *all* missing keeps its fresh
+    initialisation; partially missing keys are still reported.
+    """
+    missing = incompatible_keys.missing_keys
+    for name in TRAINING_ONLY_MODULES:
+        sub = getattr(module, name, None)
+        if sub is None:
+            continue
+        keys = [k for k in missing if k.startswith(name + '.')]
+        own = [name + '.' + k for k in sub.state_dict()]
+        if keys and sorted(keys) == sorted(own):
+            for k in keys:
+                missing.remove(k)
+            print_log(f'{name}: not in the loaded weights (training-only '
+                      'module), keeps its initialisation', logger='current')

@@ -1,0 +1,3 @@
+from .mask_grounding import MaskGroundingHead
+
+__all__ = ['MaskGroundingHead']

@@ -1,0 +1,3 @@
+from .alignment_loss import CrossModalAlignmentLoss
+
+__all__ = ['CrossModalAlignmentLoss']
