@@ -129,6 +129,20 @@ def _check_device(device: Union[str, torch.device]) -> torch.device:
     return dev
 
 
+def _quiet_init_weights(model: torch.nn.Module) -> None:
+    """``model.init_weights()`` without mmengine's per-parameter INFO log."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+
+
 def init_model(config: Union[str, Path, Config, dict],
                checkpoint: Optional[str] = None,
                device: Union[str, torch.device] = 'cpu',
@@ -179,7 +193,7 @@ def init_model(config: Union[str, Path, Config, dict],
             'init_model: no checkpoint given; the model has the weights '
             'of init_weights() (random, or the pretrained parts of its '
             'init_cfg): its masks are not meaningful')
-        model.init_weights()
+        _quiet_init_weights(model)
     else:
         checkpoint = str(checkpoint)
         if '://' not in checkpoint and not osp.isfile(checkpoint):
