@@ -471,7 +471,7 @@ def inference_model(model: torch.nn.Module,
             raise ValueError('the model has no "cfg": build it with '
                              'init_model or pass a pipeline')
         pipeline = build_inference_pipeline(cfg)
-    img_path = None if isinstance(image, np.ndarray) else os.fspath(image)
+    img_path = os.fspath(image) if isinstance(image, (str, Path)) else None
     exif = False
     if img_path is not None and cfg is not None:
         try:
