@@ -215,6 +215,16 @@ def test_visualization_hook_writes_panels(image, tmp_path):
                      'test_scene.png_0.png')
     np.testing.assert_array_equal(mmcv.imread(saved, channel_order='rgb'),
                                   vis.draw_datasample(image, sample))
+    # evaluation has one item per sentence: two sentences of one image give
+    # two pictures
+    a, b = _sample('the left one'), _sample('the right one')
+    for s, sent_id in ((a, 11), (b, 12)):
+        s.set_metainfo(dict(img_path=img_path, ref_id=5, sent_id=sent_id))
+    hook.after_test_iter(SimpleNamespace(iter=0), 1, {}, [a, b])
+    for sent_id in (11, 12):
+        assert osp.isfile(
+            osp.join(tmp_path, 'show', 'vis_data', 'vis_image',
+                     f'test_scene.png_ref5_sent{sent_id}_0.png'))
 
 
 def test_non_ascii_caption(image):

@@ -165,6 +165,12 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         min_panel_size (int): smallest long side of a drawn panel.
         font_px (int, optional): caption text height in pixels; defaults to
             a size that grows with the panel.
+        name_by_sentence (bool): append ``_ref<ref_id>_sent<sent_id>`` (from
+            the metainfo) to the name given to :meth:`add_datasample`.
+            mmseg's visualization hook names a picture after its image file,
+            and evaluation has one item per *sentence*: without this, the
+            sentences of one image would overwrite each other. Defaults to
+            True.
         **kwargs: :class:`SegLocalVisualizer` arguments (``vis_backends``,
             ``save_dir``, ``classes``...).
     """
@@ -176,6 +182,7 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                  mask_alpha: float = 0.5,
                  min_panel_size: int = 256,
                  font_px: Optional[int] = None,
+                 name_by_sentence: bool = True,
                  **kwargs) -> None:
         super().__init__(name=name, **kwargs)
         self.pred_color = tuple(pred_color)
@@ -183,6 +190,7 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         self.mask_alpha = mask_alpha
         self.min_panel_size = min_panel_size
         self.font_px = font_px
+        self.name_by_sentence = name_by_sentence
 
     # ------------------------------------------------------------ helpers
     def _points(self, px: float) -> float:
@@ -330,13 +338,21 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         ``show`` displays it, ``out_file`` writes it, otherwise it goes to
         every vis backend with ``add_image(name, drawing, step)``.
         ``with_labels`` is accepted for compatibility (the caption replaces
-        class labels).
+        class labels). With ``name_by_sentence`` the name gets the sample's
+        ``_ref<id>_sent<id>``.
         """
         if data_sample is None:
             drawn = np.ascontiguousarray(image)
         else:
             drawn = self.draw_datasample(image, data_sample, draw_gt,
                                          draw_pred)
+            if self.name_by_sentence:
+                meta = data_sample.metainfo
+                ids = [f'{key[:-3]}{meta[key]}' for key in ('ref_id',
+                                                            'sent_id')
+                       if meta.get(key) is not None]
+                if ids:
+                    name = '_'.join([name] + ids)
         self._emit(name, drawn, show, wait_time, out_file, step)
 
     # ------------------------------------------------------- inference
