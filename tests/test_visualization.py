@@ -194,8 +194,16 @@ def test_tensorboard_backend(image, tmp_path):
         save_dir=str(tmp_path), min_panel_size=64)
     vis.add_datasample('img', image, _sample(), step=1)
     vis.close()
-    assert glob.glob(str(tmp_path / '**' / 'events.out.tfevents.*'),
-                     recursive=True)
+    events = glob.glob(str(tmp_path / '**' / 'events.out.tfevents.*'),
+                       recursive=True)
+    assert events
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    acc = EventAccumulator(osp.dirname(events[0]))
+    acc.Reload()
+    (event, ) = acc.Images('img')
+    drawn = vis.draw_datasample(image, _sample())
+    assert (event.step, event.height, event.width) == (1, ) + drawn.shape[:2]
 
 
 def test_visualization_hook_writes_panels(image, tmp_path):
