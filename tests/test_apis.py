@@ -175,6 +175,11 @@ def test_path_array_and_rgb_inputs_agree(inferencer, image_bgr, tmp_path):
                         'the red square', channel_order='rgb')
     np.testing.assert_allclose(by_path.probs, by_array.probs, atol=1e-6)
     np.testing.assert_allclose(by_rgb.probs, by_array.probs, atol=1e-6)
+    # a reversed view (not C-contiguous) is accepted as it is
+    bgr_view = np.ascontiguousarray(image_bgr[..., ::-1])[..., ::-1]
+    assert not bgr_view.flags.c_contiguous
+    by_view = inferencer(bgr_view, 'the red square')
+    np.testing.assert_allclose(by_view.probs, by_array.probs, atol=1e-6)
     assert by_path.img_path == path and by_array.img_path is None
     assert by_path.data_samples[0].metainfo['img_path'] == path
 

@@ -122,7 +122,8 @@ def to_three_channels(img: np.ndarray, where: str = 'image') -> np.ndarray:
     """An image array as (H, W, 3) uint8, with a defined rule per layout.
 
     * (H, W) or (H, W, 1) grayscale: the channel is repeated three times;
-    * (H, W, 3): returned unchanged (no copy);
+    * (H, W, 3): returned unchanged (copied only if not C-contiguous, e.g.
+      a ``[..., ::-1]`` view);
     * (H, W, 4) with alpha last (RGBA / BGRA): the alpha channel is
       **dropped**, colours are kept as stored (no compositing onto a
       background) — what PIL's ``Image.convert('RGB')`` does, i.e. what the
@@ -162,8 +163,8 @@ def to_three_channels(img: np.ndarray, where: str = 'image') -> np.ndarray:
     if img.shape[2] == 1:
         return np.repeat(img, 3, axis=2)
     if img.shape[2] == 4:
-        return np.ascontiguousarray(img[..., :3])
-    return img
+        img = img[..., :3]
+    return np.ascontiguousarray(img)
 
 
 @TRANSFORMS.register_module()
