@@ -1,3 +1,8 @@
-from .refseg_visualizer import RefSegLocalVisualizer
+from .refseg_visualizer import (EXPRESSION_COLORS, RefSegLocalVisualizer,
+                                blend_mask, expression_of, mask_outline,
+                                sample_iou)
 
-__all__ = ['RefSegLocalVisualizer']
+__all__ = [
+    'RefSegLocalVisualizer', 'EXPRESSION_COLORS', 'blend_mask',
+    'expression_of', 'mask_outline', 'sample_iou'
+]

@@ -1,8 +1,11 @@
 """Transforms for referring image segmentation (registered in mmseg)."""
-from .loading import LoadReferringMask, decode_refer_mask
-from .text import SampleSentence, TokenizeText, get_tokenizer
+from .loading import (LoadImageFromArray, LoadReferringMask,
+                      decode_refer_mask, to_three_channels)
+from .text import (SampleSentence, TextTruncationWarning, TokenizeText,
+                   get_tokenizer)
 
 __all__ = [
-    'LoadReferringMask', 'decode_refer_mask', 'SampleSentence',
-    'TokenizeText', 'get_tokenizer'
+    'LoadReferringMask', 'LoadImageFromArray', 'decode_refer_mask',
+    'to_three_channels', 'SampleSentence', 'TokenizeText',
+    'TextTruncationWarning', 'get_tokenizer'
 ]

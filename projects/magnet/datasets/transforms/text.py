@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-__all__ = ['SampleSentence', 'TokenizeText', 'get_tokenizer']
+__all__ = [
+    'SampleSentence', 'TokenizeText', 'TextTruncationWarning', 'get_tokenizer'
+]
+
+
+class TextTruncationWarning(UserWarning):
+    """An expression has more tokens than the model's token budget."""
 
 
 @TRANSFORMS.register_module()
@@ -77,19 +84,26 @@ class TokenizeText(BaseTransform):
         pad_id (int): padding id (the official code pads with 0 = [PAD]).
         allow_empty (bool): accept empty / whitespace-only text (encoded as
             ``[CLS] [SEP]``). Defaults to False: raise a ValueError.
+        warn_truncation (bool): emit a :class:`TextTruncationWarning` (with
+            the number of dropped tokens) when the sentence has more than
+            ``max_length`` ids. Defaults to False (datasets such as RefCOCO
+            truncate routinely); the inference API turns it on. The ids are
+            the same either way.
     """
 
     def __init__(self,
                  tokenizer: str = 'bert-base-uncased',
                  max_length: int = 20,
                  pad_id: int = 0,
-                 allow_empty: bool = False) -> None:
+                 allow_empty: bool = False,
+                 warn_truncation: bool = False) -> None:
         if max_length < 1:
             raise ValueError(f'max_length must be >= 1, got {max_length}')
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.pad_id = pad_id
         self.allow_empty = allow_empty
+        self.warn_truncation = warn_truncation
 
     def transform(self, results: dict) -> dict:
         text = results.get('text')
@@ -105,7 +119,15 @@ class TokenizeText(BaseTransform):
                 f'{results.get("sent_id")}: "text" is empty or whitespace '
                 'only (set allow_empty=True to encode it as [CLS] [SEP])')
         ids = get_tokenizer(self.tokenizer).encode(
-            text, add_special_tokens=True)[:self.max_length]
+            text, add_special_tokens=True)
+        if len(ids) > self.max_length and self.warn_truncation:
+            short = text if len(text) <= 60 else text[:57] + '...'
+            warnings.warn(
+                f'expression {short!r} has {len(ids)} tokens (with [CLS] '
+                f'and [SEP]) but the token budget is {self.max_length}: '
+                f'{len(ids) - self.max_length} tokens dropped from the end',
+                TextTruncationWarning, stacklevel=2)
+        ids = ids[:self.max_length]
         input_ids = np.full(self.max_length, self.pad_id, dtype=np.int64)
         input_ids[:len(ids)] = ids
         attention_mask = np.zeros(self.max_length, dtype=np.int64)
@@ -117,4 +139,5 @@ class TokenizeText(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(tokenizer={self.tokenizer!r}, '
                 f'max_length={self.max_length}, pad_id={self.pad_id}, '
-                f'allow_empty={self.allow_empty})')
+                f'allow_empty={self.allow_empty}, '
+                f'warn_truncation={self.warn_truncation})')

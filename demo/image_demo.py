@@ -1,0 +1,107 @@
+"""Segment what referring expressions mean in your own image.
+
+Every expression's mask is painted in its own colour, with the expressions
+as a legend in the top-left corner; the picture has the image's size.
+
+Usage:
+    python demo/image_demo.py IMAGE "the man in red" ["the dog" ...] \\
+        --config CONFIG --checkpoint CHECKPOINT --out-file out.png \\
+        [--threshold 0.5] [--device cpu|cuda:0] [--alpha 0.5] [--show]
+
+Example (the CPU model trained by ``make demo``)::
+
+    python demo/image_demo.py data/refsynth/images/mscoco/images/train2014/\\
+SYN_train2014_000000002001.jpg "the red circle" "the blue square" \\
+        --checkpoint work_dirs/main_job/iter_500.pth --out-file demo.png
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import List, Optional
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+DEFAULT_CONFIG = osp.join(
+    ROOT, 'configs', 'magnet',
+    'magnet_swin-nano_minilm-l6_cpu-500it_refsynth-128x128.py')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n', 2)[2])
+    parser.add_argument('image', help='image file (any format PIL reads; '
+                        'grayscale is repeated to RGB, alpha is dropped)')
+    parser.add_argument('expressions', nargs='+',
+                        help='one or more referring expressions')
+    parser.add_argument('--config', default=DEFAULT_CONFIG,
+                        help='model config (default: the CPU config)')
+    parser.add_argument('--checkpoint', default=None,
+                        help='model weights (without: untrained weights, '
+                        'a warning is printed)')
+    parser.add_argument('--out-file', default='magnet_demo.png',
+                        help='where to write the picture')
+    parser.add_argument('--threshold', type=float, default=None,
+                        help='probability threshold of the masks (default: '
+                        'the model\'s, 0.5)')
+    parser.add_argument('--device', default=None,
+                        help='cpu or cuda:N (default: cuda:0 if available)')
+    parser.add_argument('--alpha', type=float, default=0.5,
+                        help='mask opacity')
+    parser.add_argument('--batch-size', type=int, default=8,
+                        help='expressions per forward pass')
+    parser.add_argument('--show', action='store_true',
+                        help='also display the picture')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='config overrides, key=value')
+    args = parser.parse_args(argv)
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        parser.error(f'--threshold must be in [0, 1], got {args.threshold}')
+    if not 0.0 <= args.alpha <= 1.0:
+        parser.error(f'--alpha must be in [0, 1], got {args.alpha}')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    from mmengine.registry import init_default_scope
+
+    import projects.magnet  # noqa: F401  (registers everything)
+    from projects.magnet.apis import MagNetInferencer, check_expressions
+    init_default_scope('mmseg')
+    try:
+        # fail on bad inputs before the (slow) model build
+        expressions = check_expressions(args.expressions)
+        if not osp.isfile(args.image):
+            raise FileNotFoundError(f'image file not found: {args.image}')
+        inferencer = MagNetInferencer(
+            args.config, args.checkpoint, device=args.device,
+            cfg_options=args.cfg_options, batch_size=args.batch_size)
+        out_dir = osp.dirname(osp.abspath(args.out_file))
+        os.makedirs(out_dir, exist_ok=True)
+        result = inferencer(args.image, expressions,
+                            threshold=args.threshold,
+                            out_file=args.out_file, show=args.show,
+                            alpha=args.alpha)
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    h, w = result.image.shape[:2]
+    print(f'{args.image} ({w}x{h}), threshold {result.threshold:g}')
+    for text, mask, prob in zip(result.expressions, result.masks,
+                                result.probs):
+        print(f'  {mask.mean() * 100:5.1f}% of the image, max prob '
+              f'{prob.max():.2f}: {text}')
+    print(f'wrote {args.out_file}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""demo/image_demo.py and tools/analysis_tools/browse_dataset.py."""
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os.path as osp
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from PIL import Image
+
+from projects.magnet.apis import MagNetInferencer, init_model
+from projects.magnet.datasets import RefCOCODataset
+from projects.magnet.datasets.synthetic import generate_refer_dataset
+from projects.magnet.datasets.transforms import decode_refer_mask
+from projects.magnet.visualization import (EXPRESSION_COLORS,
+                                           RefSegLocalVisualizer, blend_mask,
+                                           mask_outline)
+
+from ..conftest import REPO_ROOT
+from ..test_apis import tiny_config
+
+DEMO = osp.join(REPO_ROOT, 'demo', 'image_demo.py')
+BROWSE = osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'browse_dataset.py')
+
+
+def _load_script(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def tiny_model_files(tmp_path_factory, minilm_dir):
+    init_default_scope('mmseg')
+    root = tmp_path_factory.mktemp('demo_model')
+    cfg_file = str(root / 'tiny_magnet.py')
+    Config(tiny_config(minilm_dir)).dump(cfg_file)
+    torch.manual_seed(1)
+    with pytest.warns(UserWarning, match='no checkpoint'):
+        model = init_model(cfg_file, None)
+    ckpt = str(root / 'tiny.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    return cfg_file, ckpt
+
+
+def test_demo_writes_overlay_of_the_image_size(tiny_model_files, tmp_path,
+                                               capsys):
+    cfg_file, ckpt = tiny_model_files
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(40, 200, (72, 100, 3), dtype=np.uint8)
+    rgb[10:50, 10:45] = (220, 30, 30)
+    img_path = str(tmp_path / 'scene.png')
+    Image.fromarray(rgb).save(img_path)
+    exprs = ['the red square', 'the rest of the picture']
+    # threshold at the median probability of the first expression: about
+    # half of the image is masked, whatever the random weights give
+    probs = MagNetInferencer(cfg_file, ckpt, device='cpu')(
+        img_path, exprs).probs
+    thr = float(np.median(probs[0]))
+    out_file = str(tmp_path / 'out' / 'demo.png')
+    demo = _load_script(DEMO, 'image_demo_under_test')
+    assert demo.main([img_path] + exprs + [
+        '--config', cfg_file, '--checkpoint', ckpt, '--out-file', out_file,
+        '--threshold', repr(thr), '--device', 'cpu']) == 0
+    printed = capsys.readouterr().out
+    assert 'the red square' in printed and out_file in printed
+    out = np.asarray(Image.open(out_file).convert('RGB'))
+    assert out.shape == rgb.shape  # the image's size
+
+    masks = probs > thr
+    assert 0.3 < masks[0].mean() < 0.7
+    expected = blend_mask(blend_mask(rgb, masks[0], EXPRESSION_COLORS[0],
+                                     0.5), masks[1], EXPRESSION_COLORS[1], 0.5)
+    y1 = RefSegLocalVisualizer(name='demo_test').legend_box((72, 100), 2)[3]
+    below = (slice(y1, None), )
+    same = (out[below] == expected[below]).all(axis=2)
+    assert same.all()
+    only0 = (masks[0] & ~masks[1])[below]
+    assert only0.sum() > 50
+    # masked pixels carry the expression's colour: they moved towards it
+    col0 = np.array(EXPRESSION_COLORS[0], np.float32)
+    before = np.abs(rgb[below][only0].astype(np.float32) - col0).sum(1)
+    after = np.abs(out[below][only0].astype(np.float32) - col0).sum(1)
+    assert (after < before).all()
+    untouched = ~masks.any(0)[below]
+    np.testing.assert_array_equal(out[below][untouched],
+                                  rgb[below][untouched])
+
+
+def test_demo_bad_inputs_fail_with_clear_messages(tmp_path, capsys):
+    demo = _load_script(DEMO, 'image_demo_under_test')
+    missing = str(tmp_path / 'missing.jpg')
+    assert demo.main([missing, 'the cat']) == 1
+    err = capsys.readouterr().err
+    assert 'image file not found' in err and 'missing.jpg' in err
+    img = str(tmp_path / 'img.png')
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    assert demo.main([img, 'the cat', '  ']) == 1
+    assert 'expression 1 is empty' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        demo.main([img, 'the cat', '--threshold', '1.5'])
+
+
+# ------------------------------------------------------------ browse
+@pytest.fixture(scope='module')
+def refer_data(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('browse_refer'))
+    generate_refer_dataset(root, num_train_images=1, num_val_images=2,
+                           num_test_images=0, img_size=64, seed=11,
+                           progress=False)
+    return root
+
+
+def test_browse_dataset_writes_mask_and_sentences(refer_data, tmp_path,
+                                                  capsys):
+    browse = _load_script(BROWSE, 'browse_dataset_under_test')
+    out_dir = str(tmp_path / 'browse')
+    assert browse.main(['--data-root', refer_data, '--dataset', 'refsynth',
+                        '--split', 'val', '--output-dir', out_dir,
+                        '--max-items', '2']) == 0
+    printed = capsys.readouterr().out
+    refs = RefCOCODataset(data_root=refer_data, dataset='refsynth',
+                          split='val', per_sentence=False, test_mode=True,
+                          pipeline=[], serialize_data=False)
+    assert len(refs) > 2
+    files = sorted(glob.glob(osp.join(out_dir, '*.png')))
+    assert len(files) == 2
+    vis = RefSegLocalVisualizer(name='browse_test')
+    for index in range(2):
+        info = refs.get_data_info(index)
+        for sent in info['sentences']:  # every sentence is listed
+            assert sent['raw'] in printed
+        path = osp.join(out_dir, f'val_ref{info["ref_id"]:07d}.png')
+        assert path in files
+        drawn = mmcv.imread(path, channel_order='rgb')
+        scale = vis.min_panel_size // 64
+        assert drawn.shape[1] == 64 * scale
+        assert drawn.shape[0] > 64 * scale  # the caption below
+        img = np.asarray(Image.open(info['img_path']).convert('RGB'))
+        mask = decode_refer_mask(info['segmentation'], 64, 64)
+        big_img = np.kron(img, np.ones((scale, scale, 1), np.uint8))
+        big_mask = np.kron(mask, np.ones((scale, scale), np.uint8)) == 1
+        expected = blend_mask(big_img, big_mask, vis.gt_color,
+                              vis.mask_alpha)
+        expected[mask_outline(big_mask, scale // 2)] = vis.gt_color
+        np.testing.assert_array_equal(drawn[:64 * scale], expected)
+    # no output and no window: refused
+    with pytest.raises(SystemExit):
+        browse.main(['--data-root', refer_data, '--dataset', 'refsynth'])
