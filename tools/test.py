@@ -14,7 +14,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from projects.magnet.compat import trust_directory  # noqa: E402
+from projects.magnet.compat import (init_cpu_distributed,  # noqa: E402
+                                    trust_directory)
 
 
 def parse_args():
@@ -91,6 +92,7 @@ def main():
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
 
+    init_cpu_distributed(args.launcher, cfg)  # torchrun without CUDA
     runner = Runner.from_cfg(cfg)
     runner.test()
 

@@ -40,3 +40,53 @@ def test_config_builds_offline(path, monkeypatch):
     del model
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
     assert os.environ['HF_HUB_OFFLINE'] == '1'
+
+
+ABLATIONS = sorted(
+    glob.glob(osp.join(REPO_ROOT, 'configs', 'magnet', 'ablations', '*.py')))
+#: algo field of the name -> (Mask Grounding, alignment loss, alignment
+#: module)
+SWITCHES = {
+    'magnet': (True, True, True),
+    'magnet-wo-mg': (False, True, True),
+    'magnet-wo-cal': (True, False, True),
+    'magnet-wo-cam': (True, True, False),
+    'lavt-style': (False, False, False),
+    'lavt-style-mg': (True, False, False),
+}
+
+
+def _switches(cfg):
+    return (bool(cfg.model.get('mask_grounding')),
+            bool(cfg.model.get('alignment_loss')),
+            cfg.model.backbone.get('use_alignment', True))
+
+
+def test_paper_and_cpu_configs_train_all_three_parts():
+    for path in CONFIGS:
+        assert _switches(Config.fromfile(path)) == SWITCHES['magnet'], path
+
+
+def test_ablation_set_is_complete():
+    names = {osp.basename(p).split('_')[0] for p in ABLATIONS}
+    assert names == set(SWITCHES) - {'magnet'}
+    for kind in ('refcoco-480x480', 'refsynth-128x128'):
+        assert sum(kind in p for p in ABLATIONS) == len(SWITCHES) - 1
+
+
+@pytest.mark.parametrize('path', ABLATIONS, ids=osp.basename)
+def test_ablation_switches(path):
+    cfg = Config.fromfile(path)
+    assert _switches(cfg) == SWITCHES[osp.basename(path).split('_')[0]]
+    suffix = osp.basename(path).split('_', 1)[1]
+    base = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', 'magnet', 'magnet_' + suffix))
+    # an ablation changes the model only: same data, schedule and budget
+    for key in ('train_dataloader', 'optim_wrapper', 'param_scheduler',
+                'train_cfg'):
+        assert cfg[key] == base[key], key
+    if 'refsynth' in path:  # small: build it
+        init_default_scope('mmseg')
+        model = MODELS.build(cfg.model)
+        assert model.with_mask_grounding == _switches(cfg)[0]
+        assert (model.backbone.alignments is not None) == _switches(cfg)[2]

@@ -4,11 +4,14 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
 import pytest
+import torch
 
+from projects.magnet.compat import load_weights
 from projects.magnet.datasets.synthetic import generate_refer_dataset
 
 from ..conftest import REPO_ROOT
@@ -61,6 +64,10 @@ def test_train_then_test_then_resume(tiny_data, tmp_path):
     out = _run([osp.join('tools', 'train.py'), CONFIG, '--work-dir', work,
                 '--cfg-options'] + _data_options(tiny_data) + _schedule(2))
     assert 'Iter(train) [2/2]' in out and 'oIoU' in out
+    # all three parts train: segmentation, Mask Grounding, alignment loss
+    for key in ('decode.loss_mask', 'loss_mg', 'acc_mg', 'loss_cal_p2p',
+                'loss_cal_p2t'):
+        assert key in out, key
     ckpt = osp.join(work, 'iter_2.pth')
     assert osp.isfile(ckpt)
 
@@ -82,3 +89,36 @@ def test_train_then_test_then_resume(tiny_data, tmp_path):
                _schedule(3))
     assert 'resumed' in out.lower() or 'Resumed' in out
     assert 'Iter(train) [3/3]' in out
+
+    # inference weights: training-only modules stripped, still testable
+    out = _run([osp.join('tools', 'model_converters', 'publish_model.py'),
+                osp.join(work, 'iter_3.pth'), str(tmp_path / 'pub.pth')])
+    published = out.strip().splitlines()[-1]
+    assert re.fullmatch(r'.*pub-[0-9a-f]{8}\.pth', published)
+    state = torch.load(published, weights_only=True)['state_dict']
+    assert not any(k.startswith('mask_grounding.') for k in state)
+    assert any(k.startswith('decode_head.') for k in state)
+    full = load_weights(osp.join(work, 'iter_3.pth'))  # allowlisted
+    assert any(k.startswith('mask_grounding.') for k in full['state_dict'])
+    out = _run([osp.join('tools', 'test.py'), CONFIG, published,
+                '--work-dir', str(tmp_path / 'pub'), '--cfg-options'] +
+               _data_options(tiny_data) + _schedule(3))
+    assert 'refsynth_unc_val/oIoU' in out
+    assert 'mask_grounding: not in the loaded weights' in out
+
+
+def test_torchrun_trains_mask_grounding_on_the_lavt_style_model(
+        tiny_data, tmp_path):
+    """Two processes (gloo), and Mask Grounding attached by config alone
+    to the model without the alignment module."""
+    config = osp.join(REPO_ROOT, 'configs', 'magnet', 'ablations',
+                      'lavt-style-mg_' + osp.basename(CONFIG).split('_', 1)[1])
+    work = str(tmp_path / 'ddp')
+    out = _run(['-m', 'torch.distributed.run', '--nproc_per_node=2',
+                '--master_port=29531', osp.join('tools', 'train.py'), config,
+                '--launcher', 'pytorch', '--work-dir', work,
+                '--cfg-options'] + _data_options(tiny_data) + _schedule(2) +
+               ['env_cfg.dist_cfg.backend=gloo'])
+    assert 'Iter(train) [2/2]' in out
+    assert 'loss_mg' in out and 'loss_cal' not in out
+    assert osp.isfile(osp.join(work, 'iter_2.pth'))
