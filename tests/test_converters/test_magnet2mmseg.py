@@ -51,6 +51,17 @@ def test_cli_converts_and_result_loads_strictly(official_fixture_dir,
         cfg = model_cfg_from_official_args(json.load(f)['model'])
     model = MODELS.build(cfg)
     load_checkpoint(model, dst, strict=True)
+    # also into a model that trains Mask Grounding and the alignment loss:
+    # the training-only modules keep their initialisation
+    text = cfg['text_encoder']['bert_cfg']['hidden_size']
+    train_model = MODELS.build(dict(
+        cfg,
+        mask_grounding=dict(type='MaskGroundingHead', text_channels=text,
+                            visual_channels=cfg['decode_head'][
+                                'in_channels'][-1],
+                            num_heads=1),
+        alignment_loss=dict(type='CrossModalAlignmentLoss')))
+    load_checkpoint(train_model, dst, strict=True)
     raw = torch.load(dst, weights_only=True)  # plain tensors + meta
     n_official = len(torch.load(src, weights_only=True)['model'])
     assert len(raw['state_dict']) == n_official

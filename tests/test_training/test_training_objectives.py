@@ -207,3 +207,12 @@ def test_frozen_bert_layers_get_no_gradient():
     assert _any(names, 'text_encoder.bert.encoder.layer.2.')
     with pytest.raises(ValueError, match='frozen_layers'):
         _model(text_encoder=dict(enc, frozen_layers=(4, )))
+
+
+def test_mismatched_mask_grounding_widths_are_reported():
+    with pytest.raises(ValueError, match='visual_channels=64'):
+        _model(mask_grounding=dict(MG, visual_channels=64))
+    with pytest.raises(ValueError, match='text_channels'):
+        _model(mask_grounding=dict(MG, text_channels=16, hidden_channels=16))
+    with pytest.raises(ValueError, match='visual_level'):
+        _model(mask_grounding=dict(MG, visual_level=7))

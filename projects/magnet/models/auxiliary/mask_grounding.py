@@ -110,6 +110,8 @@ class MaskGroundingHead(BaseModule):
                 f'(the word-embedding width), got {hidden} and '
                 f'{text_channels}')
         self.visual_level = visual_level
+        self.text_channels = text_channels
+        self.visual_channels = visual_channels
         self.vocab_size = vocab_size
         self.tie_word_embeddings = tie_word_embeddings
         self.masker = MODELS.build(

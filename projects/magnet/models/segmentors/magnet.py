@@ -120,11 +120,30 @@ class MagNet(EncoderDecoder):
             MODELS.build(mask_grounding) if mask_grounding else None)
         self.alignment_loss = (
             MODELS.build(alignment_loss) if alignment_loss else None)
+        if self.mask_grounding is not None:
+            self._check_mask_grounding()
         if self.alignment_loss is not None and self.lang_proj is None:
             raise ValueError('alignment_loss needs the sentence projection: '
                              'set lang_proj_dim (= the head\'s mask_channels)')
         self.register_load_state_dict_post_hook(
             _allow_missing_training_modules)
+
+    def _check_mask_grounding(self) -> None:
+        head = self.mask_grounding
+        widths = list(getattr(self.backbone, 'num_features', []))
+        try:
+            visual = widths[head.visual_level]
+        except IndexError:
+            raise ValueError(
+                f'mask_grounding.visual_level={head.visual_level} is not a '
+                f'stage of the backbone ({len(widths)} stages)') from None
+        expected = dict(text_channels=self.text_encoder.channels,
+                        visual_channels=visual)
+        for key, value in expected.items():
+            if getattr(head, key) != value:
+                raise ValueError(
+                    f'mask_grounding.{key}={getattr(head, key)} does not '
+                    f'match the model: expected {value}')
 
     @property
     def with_mask_grounding(self) -> bool:
