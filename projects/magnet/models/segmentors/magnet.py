@@ -330,6 +330,31 @@ class MagNet(EncoderDecoder):
         if input_ids is None or attention_mask is None:
             input_ids, attention_mask = self.text_inputs(
                 [s.metainfo for s in data_samples], inputs.device)
+        return self.mask_grounding.predict(*self._mask_grounding_inputs(
+            inputs, data_samples, input_ids, attention_mask, generator,
+            mask_only, blank_image, blank_mask))
+
+    def mask_grounding_loss(self, inputs: Tensor, data_samples: SampleList,
+                            input_ids: Tensor,
+                            attention_mask: Tensor) -> Dict[str, Tensor]:
+        """Mask Grounding loss (``loss_mg``, ``acc_mg``)."""
+        return self.mask_grounding.loss(*self._mask_grounding_inputs(
+            inputs, data_samples, input_ids, attention_mask))
+
+    def _mask_grounding_inputs(self,
+                               inputs: Tensor,
+                               data_samples: SampleList,
+                               input_ids: Tensor,
+                               attention_mask: Tensor,
+                               generator: Optional[torch.Generator] = None,
+                               mask_only: bool = False,
+                               blank_image: bool = False,
+                               blank_mask: bool = False) -> tuple:
+        """Mask the expressions and encode them with the images again (the
+        first, unmasked pass cannot be reused: its features carry the hidden
+        words). Returns the arguments of ``MaskGroundingHead.loss`` /
+        ``predict``: words, attention mask, visual map, GT masks, labels,
+        word embeddings."""
         head = self.mask_grounding
         masked_ids, labels = head.mask_tokens(input_ids, attention_mask,
                                               generator, mask_only)
@@ -337,27 +362,11 @@ class MagNet(EncoderDecoder):
             inputs = torch.zeros_like(inputs)
         enc = self.encode(inputs, masked_ids, attention_mask,
                           return_words=True)
-        gt = self._gt_labels(data_samples)
-        masks = (gt == 1).to(inputs.dtype)
+        masks = (self._gt_labels(data_samples) == 1).to(inputs.dtype)
         if blank_mask:
             masks = torch.zeros_like(masks)
-        return head.predict(enc['words'], attention_mask,
-                            enc['feats'][head.visual_level], masks, labels,
-                            self.word_embeddings())
-
-    def mask_grounding_loss(self, inputs: Tensor, data_samples: SampleList,
-                            input_ids: Tensor,
-                            attention_mask: Tensor) -> Dict[str, Tensor]:
-        """Mask Grounding loss: a second encoder pass on the masked
-        expression (the first pass's features carry the hidden words)."""
-        head = self.mask_grounding
-        masked_ids, labels = head.mask_tokens(input_ids, attention_mask)
-        enc = self.encode(inputs, masked_ids, attention_mask,
-                          return_words=True)
-        masks = (self._gt_labels(data_samples) == 1).to(inputs.dtype)
-        return head.loss(enc['words'], attention_mask,
-                         enc['feats'][head.visual_level], masks, labels,
-                         self.word_embeddings())
+        return (enc['words'], attention_mask, enc['feats'][head.visual_level],
+                masks, labels, self.word_embeddings())
 
     def _forward(self, inputs: Tensor,
                  data_samples: OptSampleList = None) -> dict:
