@@ -100,3 +100,21 @@ def test_mask_encoder_sees_shape_inside_a_cell():
     assert ta.shape == (1, 4, 8)
     assert not torch.allclose(ta[0, 0], tb[0, 0])
     assert torch.allclose(ta[0, 1:], tb[0, 1:])
+
+
+def test_referent_is_the_mask_weighted_mean_of_the_cells():
+    tokens = torch.arange(2 * 4 * 3, dtype=torch.float).view(2, 4, 3)
+    masks = torch.zeros(2, 1, 4, 4)
+    masks[0, :, :2, :2] = 1  # cell (0, 0) fully
+    masks[0, :, 2:, 2:3] = 1  # half of cell (1, 1)
+    ref = MaskGroundingHead.pool_referent(tokens, masks, (2, 2))
+    expect = (tokens[0, 0] * 1.0 + tokens[0, 3] * 0.5) / 1.5
+    assert torch.allclose(ref[0], expect)
+    assert torch.equal(ref[1], torch.zeros(3))  # empty mask: no referent
+
+
+def test_referent_conditioning_switch():
+    head = _head(referent_conditioning=False)
+    assert head.referent_proj is None
+    words, am, visual, masks, _ = _inputs()
+    assert head(words, am, visual, masks).shape == (2, 6, 16)

@@ -35,4 +35,7 @@ model = dict(
         decoder_ffn_channels=256,
         point_sample_cfg=None),
     lang_proj_dim=64,  # = decode_head.mask_channels (alignment loss)
-    mask_grounding=dict(text_channels=384, visual_channels=256))
+    # visual tokens from Y_3 (stride 16, 8x8 at 128 px): the shapes are
+    # small, a stride-32 cell mixes them with the background
+    mask_grounding=dict(text_channels=384, visual_channels=128,
+                        visual_level=-2))

@@ -49,12 +49,18 @@ class MaskGroundingHead(BaseModule):
 
     Input sequence (``T = N + 2 * h * w`` tokens, width ``D``)::
 
-        [ LN(Linear(words)) + type_0                      N text tokens
+        [ LN(Linear(words)) + type_0 (+ Linear(r))        N text tokens
         | LN(Linear(visual)) + pos + type_1               h*w visual tokens
         | MaskEncoder(gt mask) + pos + type_2 ]           h*w mask tokens
         -> LayerNorm, dropout -> num_layers x BertLayer (padding masked)
         -> text positions -> BertPredictionHeadTransform
         -> vocabulary logits (decoder tied to the word embeddings, + bias)
+
+    ``r`` (``referent_conditioning``) is the referent's appearance: the
+    projected visual tokens averaged under the ground-truth mask (mask
+    coverage of each cell as weight; 0 for an empty mask). Adding it to the
+    text tokens gives every word a direct view of the masked region, which
+    attention over ``2 h w`` tokens otherwise has to learn first.
 
     Args:
         text_channels (int): Width L of the language features.
@@ -72,6 +78,8 @@ class MaskGroundingHead(BaseModule):
             :class:`MaskEncoder`.
         tie_word_embeddings (bool): Use the language encoder's word
             embedding matrix as the vocabulary classifier. Defaults to True.
+        referent_conditioning (bool): Add the mask-pooled visual feature to
+            the text tokens (see above). Defaults to True.
         dropout (float): Dropout of the predictor. Defaults to 0.1.
         masking (dict): :class:`TokenMasker` config.
         loss (dict): Cross-entropy config (mmseg ``CrossEntropyLoss``).
@@ -88,6 +96,7 @@ class MaskGroundingHead(BaseModule):
                  visual_level: int = -1,
                  mask_patch_size: int = 4,
                  tie_word_embeddings: bool = True,
+                 referent_conditioning: bool = True,
                  dropout: float = 0.1,
                  masking: dict = dict(type='TokenMasker'),
                  loss: dict = dict(
@@ -137,6 +146,8 @@ class MaskGroundingHead(BaseModule):
         self.visual_proj = nn.Sequential(
             nn.Linear(visual_channels, hidden), nn.LayerNorm(hidden))
         self.mask_encoder = MaskEncoder(hidden, mask_patch_size)
+        self.referent_proj = (nn.Linear(hidden, hidden)
+                              if referent_conditioning else None)
         self.position = SinePositionalEncoding(hidden // 2)
         self.type_embed = nn.Embedding(3, hidden)
         self.input_norm = nn.LayerNorm(hidden, eps=1e-12)
@@ -191,8 +202,11 @@ class MaskGroundingHead(BaseModule):
             1, 2)  # (B, hw, D)
         types = self.type_embed.weight
         text = self.text_proj(words) + types[TEXT]
-        vis = self.visual_proj(visual.flatten(2).transpose(1, 2)) + pos + \
-            types[VISUAL]
+        vis = self.visual_proj(visual.flatten(2).transpose(1, 2))
+        if self.referent_proj is not None:
+            referent = self.pool_referent(vis, masks, (h, w))
+            text = text + self.referent_proj(referent)[:, None]
+        vis = vis + pos + types[VISUAL]
         msk = self.mask_encoder(masks, (h, w)) + pos + types[MASK]
         tokens = self.dropout(self.input_norm(torch.cat([text, vis, msk], 1)))
         valid = torch.cat(
@@ -203,6 +217,24 @@ class MaskGroundingHead(BaseModule):
             out = layer(tokens, additive)
             tokens = out[0] if isinstance(out, tuple) else out
         return tokens[:, :N]
+
+    @staticmethod
+    def pool_referent(tokens: Tensor, masks: Tensor,
+                      grid: Tuple[int, int]) -> Tensor:
+        """Mask-weighted mean of grid tokens.
+
+        Args:
+            tokens (Tensor): (B, h * w, D) tokens in row-major grid order.
+            masks (Tensor): (B, 1, H, W) masks in [0, 1].
+            grid (tuple): (h, w).
+
+        Returns:
+            Tensor: (B, D); zeros where the mask is empty.
+        """
+        cover = F.adaptive_avg_pool2d(masks.to(tokens.dtype),
+                                      grid).flatten(1)  # (B, hw)
+        return (cover[..., None] * tokens).sum(1) / cover.sum(
+            1, keepdim=True).clamp(min=1e-6)
 
     def logits(self, hidden: Tensor,
                word_embeddings: Optional[Tensor] = None) -> Tensor:
