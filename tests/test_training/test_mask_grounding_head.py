@@ -118,3 +118,21 @@ def test_referent_conditioning_switch():
     assert head.referent_proj is None
     words, am, visual, masks, _ = _inputs()
     assert head(words, am, visual, masks).shape == (2, 6, 16)
+
+
+def test_visual_grid_pools_tokens_but_not_the_referent():
+    head = _head(visual_grid=(2, 2)).eval()
+    words, am, _, masks, _ = _inputs()
+    visual = torch.randn(2, 24, 6, 8)
+    out = head(words, am, visual, masks)
+    assert out.shape == (2, 6, 16)
+    # detail inside a 2x2 token cell reaches the words via the referent
+    v2 = visual.clone()
+    v2[:, :, 1, 2] += 5.0  # inside the mask (rows 4-12, cols 8-20 of 24x32)
+    assert (head(words, am, v2, masks) - out).abs().max() > 1e-4
+    off = _head(visual_grid=(2, 2), referent_conditioning=False).eval()
+    a = off(words, am, visual, masks)
+    v3 = visual.clone()
+    v3[:, :, 1, 2] += 5.0
+    v3[:, :, 1, 3] -= 5.0  # same 3x4 pooling cell, same average
+    assert torch.allclose(off(words, am, v3, masks), a, atol=1e-5)

@@ -35,7 +35,9 @@ model = dict(
         decoder_ffn_channels=256,
         point_sample_cfg=None),
     lang_proj_dim=64,  # = decode_head.mask_channels (alignment loss)
-    # visual tokens from Y_3 (stride 16, 8x8 at 128 px): the shapes are
-    # small, a stride-32 cell mixes them with the background
-    mask_grounding=dict(text_channels=384, visual_channels=128,
-                        visual_level=-2))
+    # Mask Grounding sees Y_1 (stride 4), pooled to 8x8 tokens; the
+    # referent is pooled under the mask at full stride-4 resolution. In this
+    # small model trained from scratch the deeper maps Y_2..Y_4 stay nearly
+    # constant over space early in training (README "Ablations").
+    mask_grounding=dict(text_channels=384, visual_channels=32,
+                        visual_level=0, visual_grid=(8, 8)))

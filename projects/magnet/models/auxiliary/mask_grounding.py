@@ -74,6 +74,10 @@ class MaskGroundingHead(BaseModule):
         visual_level (int): Which encoder output feeds the visual tokens
             (index into the segmentor's stage features). Defaults to -1
             (the coarsest, stride 32).
+        visual_grid (tuple, optional): Average-pool the visual map to at
+            most this (h, w) grid of tokens (a fine level has too many
+            cells to attend over); the referent is pooled at the map's full
+            resolution. Defaults to None (one token per cell).
         mask_patch_size (int): Mask samples per token side, see
             :class:`MaskEncoder`.
         tie_word_embeddings (bool): Use the language encoder's word
@@ -94,6 +98,7 @@ class MaskGroundingHead(BaseModule):
                  ffn_channels: Optional[int] = None,
                  vocab_size: int = 30522,
                  visual_level: int = -1,
+                 visual_grid: Optional[Tuple[int, int]] = None,
                  mask_patch_size: int = 4,
                  tie_word_embeddings: bool = True,
                  referent_conditioning: bool = True,
@@ -119,6 +124,7 @@ class MaskGroundingHead(BaseModule):
                 f'(the word-embedding width), got {hidden} and '
                 f'{text_channels}')
         self.visual_level = visual_level
+        self.visual_grid = tuple(visual_grid) if visual_grid else None
         self.text_channels = text_channels
         self.visual_channels = visual_channels
         self.vocab_size = vocab_size
@@ -197,15 +203,21 @@ class MaskGroundingHead(BaseModule):
             Tensor: (B, N, D) predictor outputs at the text positions.
         """
         B, N = words.shape[:2]
-        h, w = visual.shape[-2:]
-        pos = self.position(visual).to(visual.dtype).flatten(2).transpose(
-            1, 2)  # (B, hw, D)
         types = self.type_embed.weight
         text = self.text_proj(words) + types[TEXT]
         vis = self.visual_proj(visual.flatten(2).transpose(1, 2))
         if self.referent_proj is not None:
-            referent = self.pool_referent(vis, masks, (h, w))
+            referent = self.pool_referent(vis, masks, visual.shape[-2:])
             text = text + self.referent_proj(referent)[:, None]
+        if self.visual_grid is not None:
+            grid = (min(self.visual_grid[0], visual.shape[-2]),
+                    min(self.visual_grid[1], visual.shape[-1]))
+            if grid != tuple(visual.shape[-2:]):
+                visual = F.adaptive_avg_pool2d(visual, grid)
+                vis = self.visual_proj(visual.flatten(2).transpose(1, 2))
+        h, w = visual.shape[-2:]
+        pos = self.position(visual).to(visual.dtype).flatten(2).transpose(
+            1, 2)  # (B, hw, D)
         vis = vis + pos + types[VISUAL]
         msk = self.mask_encoder(masks, (h, w)) + pos + types[MASK]
         tokens = self.dropout(self.input_norm(torch.cat([text, vis, msk], 1)))
