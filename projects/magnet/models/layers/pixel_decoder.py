@@ -185,6 +185,8 @@ class MSDeformAttnEncoderLayer(BaseModule):
         shapes = [tuple(s) for s in spatial_shapes.tolist()]
         value = attn.value_proj(query).view(bs, num_query, heads, -1)
         table = msda_value_table(value, shapes)
+        # only the shape of the value is used from here on
+        value = value.new_empty(()).expand(value.shape)
         normalizer = torch.stack(
             [spatial_shapes[..., 1], spatial_shapes[..., 0]],
             -1)[None, None, None, :, None, :]
