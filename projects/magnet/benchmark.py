@@ -66,9 +66,12 @@ def dummy_batch(batch: int = 1,
                 num_tokens: int = 20,
                 real_tokens: int = 10,
                 device: str = 'cpu',
-                seed: int = 0) -> Tuple[torch.Tensor, list]:
+                seed: int = 0,
+                with_gt: bool = False) -> Tuple[torch.Tensor, list]:
     """Normalised random images and data samples carrying a tokenised
-    expression (``real_tokens`` real ids of ``num_tokens`` slots)."""
+    expression (``real_tokens`` real ids of ``num_tokens`` slots) and, with
+    ``with_gt``, a random rectangular ground-truth mask."""
+    from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     gen = torch.Generator().manual_seed(seed)
     h, w = int(shape[0]), int(shape[1])
@@ -80,9 +83,16 @@ def dummy_batch(batch: int = 1,
             1000, 2000, (real_tokens, ), generator=gen).numpy()
         mask = np.zeros(num_tokens, dtype=np.int64)
         mask[:real_tokens] = 1
-        samples.append(SegDataSample(metainfo=dict(
+        sample = SegDataSample(metainfo=dict(
             img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w),
-            input_ids=ids, attention_mask=mask)))
+            input_ids=ids, attention_mask=mask))
+        if with_gt:
+            gt = torch.zeros(1, h, w, dtype=torch.long)
+            y0, x0 = (int(v) for v in torch.randint(0, h // 2, (2, ),
+                                                    generator=gen))
+            gt[:, y0:y0 + h // 3, x0:x0 + w // 3] = 1
+            sample.gt_sem_seg = PixelData(data=gt.to(device))
+        samples.append(sample)
     return inputs, samples
 
 
