@@ -118,11 +118,28 @@ def time_calls(fn: Callable[[], object], warmup: int, repeat: int,
                 min_s=round(min(times), 4), max_s=round(max(times), 4))
 
 
+def _cpu_sdpa_flop(query, key, value, *args, out_shape=None, **kwargs):
+    from torch.utils.flop_counter import sdpa_flop_count
+    return sdpa_flop_count(query, key, value)
+
+
+def flop_counter(depth: int = 2):
+    """``torch.utils.flop_counter.FlopCounterMode`` that also counts the CPU
+    flash-attention kernel of ``scaled_dot_product_attention`` (torch's
+    table only has the CUDA kernels)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    mapping = {}
+    op = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu',
+                 None)
+    if op is not None:
+        mapping[op] = _cpu_sdpa_flop  # wrapped by FlopCounterMode
+    return FlopCounterMode(display=False, depth=depth, custom_mapping=mapping)
+
+
 def count_flops(fn: Callable[[], object]) -> Tuple[float, Dict[str, float]]:
     """FLOPs of one call (``torch.utils.flop_counter``: matmul, conv and
     attention kernels; 2 FLOPs per multiply-add). Returns (total, by op)."""
-    from torch.utils.flop_counter import FlopCounterMode
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter()
     with counter:
         fn()
     by_op: Dict[str, float] = {}
