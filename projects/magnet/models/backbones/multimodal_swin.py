@@ -13,6 +13,7 @@ from mmseg.registry import MODELS
 from ..layers.alignment_module import CrossModalAlignment
 from ..layers.gate import ResidualGate
 from ..layers.pwam import PWAM
+from ..utils.fast_window_attention import use_fast_window_attention
 from ..utils.init_cfg import pretrained_checkpoint
 from ..utils.swin_checkpoint import load_swin_pretrained
 
@@ -45,6 +46,10 @@ class MultimodalSwin(SwinTransformer):
         pool_sizes (Sequence[int]): Pyramid sizes of the alignment module.
         pool_reduction (int): Pyramid branch width is C // pool_reduction.
         use_alignment (bool): Build the cross-modal alignment module.
+        fast_window_attention (bool): At inference, run the window attention
+            through :mod:`..utils.fast_window_attention` (no qkv/proj on the
+            padding, ``scaled_dot_product_attention``); same function and
+            parameters, mmseg's forward in training.
         **kwargs: mmseg ``SwinTransformer`` arguments (``embed_dims``,
             ``depths``, ``num_heads``, ``window_size``, ``drop_path_rate``,
             ``init_cfg`` ...). ``init_cfg=dict(type='Pretrained',
@@ -60,8 +65,11 @@ class MultimodalSwin(SwinTransformer):
                  pool_reduction: int = 4,
                  use_alignment: bool = True,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
+                 fast_window_attention: bool = True,
                  **kwargs) -> None:
         super().__init__(out_indices=out_indices, **kwargs)
+        if fast_window_attention:
+            use_fast_window_attention(self)
         num_stages = len(self.stages)
         if len(pwam_heads) != num_stages:
             raise ValueError(f'pwam_heads needs {num_stages} entries, got '

@@ -60,6 +60,35 @@ class WordPixelAttention(BaseModule):
         """InstanceNorm1d (no affine, eps 1e-5) of (B, C, T) over T."""
         return F.instance_norm(x, eps=1e-5)
 
+    def _query(self, words: torch.Tensor,
+               additive_mask: torch.Tensor) -> tuple:
+        """Masked, head-split queries (B, heads, N, hd) and the (B, N) mask.
+        """
+        B, N, L = words.shape
+        heads, head_dim = self.num_heads, L // self.num_heads
+        ext = additive_mask.reshape(B, N).to(words.dtype)
+        if self.mask_mode == 'official':
+            query_scale = ext
+        else:
+            query_scale = (ext == 0).to(words.dtype)
+        query = self.query_proj(words) * query_scale[:, :, None]  # (B, N, L)
+        return query.view(B, N, heads, head_dim).transpose(1, 2), ext
+
+    def _attend(self, sim: torch.Tensor, ext: torch.Tensor) -> torch.Tensor:
+        L = self.channels
+        sim = (L**-0.5) * sim  # (B, heads, N, HW)
+        sim = sim + (WORD_MASK_VALUE * ext[:, None, :, None] -
+                     WORD_MASK_VALUE)
+        return F.softmax(sim, dim=-1)
+
+    def _output(self, out: torch.Tensor) -> torch.Tensor:
+        """(B, heads, N, hd) -> out_proj + InstanceNorm over N, (B, N, L)."""
+        B, _, N, _ = out.shape
+        out = out.transpose(1, 2).reshape(B, N, self.channels)
+        # InstanceNorm over the token axis (padding positions included).
+        out = self._instance_norm(self.out_proj(out).transpose(1, 2))
+        return out.transpose(1, 2)
+
     def forward(self, pixels: torch.Tensor, words: torch.Tensor,
                 additive_mask: torch.Tensor) -> torch.Tensor:
         """
@@ -71,32 +100,55 @@ class WordPixelAttention(BaseModule):
 
         Returns:
             Tensor: One vision feature per word, (B, N, L).
+
+        Computed in factored form (the same function as
+        :meth:`forward_direct`): the key/value projections are followed by
+        an InstanceNorm over the pixels, so with centred pixels
+        ``P_c = P - mean(P)``, per-channel std ``s = sqrt(diag(W Cov(P)
+        W^T) + eps)`` and the biases cancelling,
+        ``q . key = ((q / s_k) W_k) . P_c`` and
+        ``attn @ value = ((attn @ P_c) W_v^T) / s_v``. Nothing of size
+        ``HW x L`` is built: O(HW C (C + N)) instead of O(HW C L) work.
         """
+        B, HW, C = pixels.shape
+        heads = self.num_heads
+        head_dim = self.channels // heads
+        query, ext = self._query(words, additive_mask)
+        pixels = pixels.to(query.dtype)
+        centred = pixels - pixels.mean(1, keepdim=True)  # (B, HW, C)
+        cov = torch.matmul(centred.transpose(1, 2), centred) / HW  # (B,C,C)
+        w_k = self.key_proj.weight  # (L, C)
+        w_v = self.value_proj.weight
+        # biased variance of every projected channel over the pixels
+        std_k = ((w_k @ cov) * w_k).sum(-1).add(1e-5).sqrt()  # (B, L)
+        std_v = ((w_v @ cov) * w_v).sum(-1).add(1e-5).sqrt()
+        q = query / std_k.view(B, 1, heads, head_dim).transpose(1, 2)
+        # (B, heads, N, hd) @ (heads, hd, C) -> (B, heads, N, C)
+        q = torch.matmul(q, w_k.view(heads, head_dim, C))
+        attn = self._attend(
+            torch.matmul(q, centred[:, None].transpose(2, 3)), ext)
+        mixed = torch.matmul(attn, centred[:, None])  # (B, heads, N, C)
+        out = torch.matmul(mixed, w_v.view(heads, head_dim, C).transpose(
+            1, 2))  # (B, heads, N, hd)
+        out = out / std_v.view(B, 1, heads, head_dim).transpose(1, 2)
+        return self._output(out)
+
+    def forward_direct(self, pixels: torch.Tensor, words: torch.Tensor,
+                       additive_mask: torch.Tensor) -> torch.Tensor:
+        """Literal form of :meth:`forward` (normalised ``HW x L`` keys and
+        values); kept as the reference of the factored computation."""
         B, N, L = words.shape
         HW = pixels.shape[1]
         heads, head_dim = self.num_heads, L // self.num_heads
-        ext = additive_mask.reshape(B, N).to(words.dtype)
-        if self.mask_mode == 'official':
-            query_scale = ext
-        else:
-            query_scale = (ext == 0).to(words.dtype)
-        query = self.query_proj(words) * query_scale[:, :, None]  # (B, N, L)
-        query = query.view(B, N, heads, head_dim).transpose(1, 2)
+        query, ext = self._query(words, additive_mask)
         # InstanceNorm over the pixel axis: (B, L, HW)
         key = self._instance_norm(self.key_proj(pixels).transpose(1, 2))
         value = self._instance_norm(self.value_proj(pixels).transpose(1, 2))
         key = key.view(B, heads, head_dim, HW)
         value = value.view(B, heads, head_dim, HW)
-
-        sim = (L**-0.5) * torch.matmul(query, key)  # (B, heads, N, HW)
-        sim = sim + (WORD_MASK_VALUE * ext[:, None, :, None] -
-                     WORD_MASK_VALUE)
-        attn = F.softmax(sim, dim=-1)
+        attn = self._attend(torch.matmul(query, key), ext)
         out = torch.matmul(attn, value.transpose(2, 3))  # (B, h, N, hd)
-        out = out.transpose(1, 2).reshape(B, N, L)
-        # InstanceNorm over the token axis (padding positions included).
-        out = self._instance_norm(self.out_proj(out).transpose(1, 2))
-        return out.transpose(1, 2)
+        return self._output(out)
 
 
 class LanguageFusion(BaseModule):

@@ -40,8 +40,8 @@ from torch import Tensor
 from ...compat import has_compiled_mmcv_ops
 
 __all__ = [
-    'multi_scale_deformable_attn_fast', 'multi_scale_deformable_attn',
-    'MSDeformAttn'
+    'msda_value_table', 'multi_scale_deformable_attn_fast',
+    'multi_scale_deformable_attn', 'MSDeformAttn'
 ]
 
 # Number of (batch * query) rows processed per embedding_bag call on CPU.
@@ -63,12 +63,35 @@ def _shapes_as_list(spatial_shapes: Tensor | Sequence) -> List[Tuple[int,
     return [(int(h), int(w)) for h, w in spatial_shapes]
 
 
+def msda_value_table(value: Tensor,
+                     value_spatial_shapes: Tensor | Sequence) -> Tensor:
+    """The gather table of :func:`multi_scale_deformable_attn_fast`.
+
+    Every level of ``value`` ``(B, S, heads, C_h)`` with a zero border,
+    flattened to ``(B * S_pad * heads, C_h)``; row
+    ``(b * S_pad + pixel) * heads + head``.
+    """
+    bs, _, num_heads, head_dims = value.shape
+    shapes = _shapes_as_list(value_spatial_shapes)
+    pad = _PAD_BEFORE + _PAD_AFTER
+    levels = value.split([h * w for h, w in shapes], dim=1)
+    table = torch.cat([
+        F.pad(
+            v.reshape(bs, h, w, num_heads * head_dims),
+            (0, 0, _PAD_BEFORE, _PAD_AFTER, _PAD_BEFORE, _PAD_AFTER)).reshape(
+                bs, (h + pad) * (w + pad), num_heads * head_dims)
+        for v, (h, w) in zip(levels, shapes)
+    ], 1)
+    return table.reshape(-1, head_dims)
+
+
 def multi_scale_deformable_attn_fast(
         value: Tensor,
         value_spatial_shapes: Tensor | Sequence,
         sampling_locations: Tensor,
         attention_weights: Tensor,
-        query_chunk_size: Optional[int] = None) -> Tensor:
+        query_chunk_size: Optional[int] = None,
+        value_table: Optional[Tensor] = None) -> Tensor:
     """Pure-PyTorch multi-scale deformable attention (gather formulation).
 
     Numerically equivalent (up to float rounding) to
@@ -90,6 +113,9 @@ def multi_scale_deformable_attn_fast(
         query_chunk_size (int, optional): number of ``B * Lq`` rows processed
             per gather. Defaults to 4096 on CPU and everything at once on
             other devices.
+        value_table (Tensor, optional): ``msda_value_table(value, shapes)``
+            computed once by the caller (when several query chunks sample the
+            same value); built here otherwise.
 
     Returns:
         Tensor: ``(B, Lq, num_heads * C_h)``.
@@ -106,18 +132,9 @@ def multi_scale_deformable_attn_fast(
     num_lp = num_levels * num_points
     pad = _PAD_BEFORE + _PAD_AFTER
 
-    # Value table with a zero border around every level:
-    # (B * S_pad * num_heads, C_h), row = (b * S_pad + pixel) * heads + head.
-    levels = value.split([h * w for h, w in shapes], dim=1)
-    table = torch.cat([
-        F.pad(
-            v.reshape(bs, h, w, num_heads * head_dims),
-            (0, 0, _PAD_BEFORE, _PAD_AFTER, _PAD_BEFORE, _PAD_AFTER)).reshape(
-                bs, (h + pad) * (w + pad), num_heads * head_dims)
-        for v, (h, w) in zip(levels, shapes)
-    ], 1)
-    padded_len = table.shape[1]
-    table = table.reshape(bs * padded_len * num_heads, head_dims)
+    table = (msda_value_table(value, shapes)
+             if value_table is None else value_table)
+    padded_len = table.shape[0] // (bs * num_heads)
     index_dtype = torch.int32 if table.shape[0] < 2**31 else torch.int64
 
     # Coordinates are computed in at least float32 (exact integer indices).

@@ -1,0 +1,184 @@
+"""Benchmark tools (JSON keys, no timing assertions) and the inference fast
+paths (same function as the reference computations)."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmseg.models.backbones.swin import ShiftWindowMSA, SwinBlock
+from mmseg.registry import MODELS
+
+from projects.magnet.benchmark import BENCHMARK_KEYS, dummy_batch
+from projects.magnet.models.layers.language_fusion import WordPixelAttention
+from projects.magnet.models.layers.pixel_decoder import \
+    MSDeformAttnPixelDecoder
+from projects.magnet.models.utils.fast_window_attention import \
+    FastShiftWindowMSA
+
+from ..conftest import REPO_ROOT, tiny_magnet_cfg
+
+CPU_CONFIG = osp.join(
+    REPO_ROOT, 'configs', 'magnet',
+    'magnet_swin-nano_minilm-l6_cpu-500it_refsynth-128x128.py')
+TOOLS = osp.join(REPO_ROOT, 'tools', 'analysis_tools')
+
+
+def apply_switches(model, **kwargs):
+    sys.path.insert(0, TOOLS)
+    try:
+        from benchmark import apply_switches as apply
+    finally:
+        sys.path.remove(TOOLS)
+    return apply(model, **kwargs)
+
+
+def _run_json(args):
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+    proc = subprocess.run([sys.executable] + args, cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout[proc.stdout.index('{'):])
+
+
+def test_benchmark_json(tmp_path):
+    out = tmp_path / 'bench.json'
+    res = _run_json([
+        osp.join(TOOLS, 'benchmark.py'), CPU_CONFIG, '--shape', '64', '64',
+        '--batch', '2', '--repeat', '2', '--warmup', '1', '--threads', '1',
+        '--out', str(out)
+    ])
+    assert set(BENCHMARK_KEYS) <= set(res)
+    assert res == json.loads(out.read_text())
+    assert res['batch'] == 2 and res['shape'] == [64, 64]
+    assert len(res['times_s']) == 2 and res['median_s'] > 0
+    assert res['gflops'] > 0 and res['achieved_gflop_s'] > 0
+    assert res['matmul_peak_gflop_s'] > 0
+    assert res['peak_memory_kind'] == 'process_peak_rss'
+    assert res['peak_memory_mib'] > 0
+
+
+def test_get_flops_json():
+    res = _run_json([
+        osp.join(TOOLS, 'get_flops.py'), CPU_CONFIG, '--shape', '64', '64',
+        '--json'
+    ])
+    assert res['gflops'] > 0 and res['params_m'] > 0
+    assert res['by_module_gflops']
+
+
+def test_benchmark_train_json():
+    res = _run_json([
+        osp.join(TOOLS, 'benchmark_train.py'), CPU_CONFIG, '--shape', '64',
+        '64', '--batch', '2', '--repeat', '1', '--warmup', '0',
+        '--threads', '1', '--channels-last'
+    ])
+    assert res['images_per_s'] > 0 and res['peak_memory_mib'] > 0
+    assert res['batch'] == 2 and res['channels_last'] is True
+
+
+@pytest.mark.parametrize('size,shift', [(8, False), (8, True), (7, True),
+                                        (5, False)])
+def test_fast_window_attention_matches_mmseg(size, shift):
+    torch.manual_seed(0)
+    block = SwinBlock(16, 2, 64, window_size=4, shift=shift).eval()
+    with torch.no_grad():
+        block.attn.w_msa.relative_position_bias_table.normal_(0, 1)
+        block.attn.w_msa.qkv.bias.normal_(0, 1)
+    x = torch.randn(2, size * size, 16)
+    with torch.no_grad():
+        block.attn.__class__ = ShiftWindowMSA
+        ref = block(x, (size, size))
+        block.attn.__class__ = FastShiftWindowMSA
+        fast = block(x, (size, size))
+    torch.testing.assert_close(fast, ref, atol=2e-6, rtol=1e-5)
+
+
+def test_backbone_uses_fast_window_attention():
+    init_default_scope('mmseg')
+    model = MODELS.build(tiny_magnet_cfg())
+    attns = [b.attn for s in model.backbone.stages for b in s.blocks]
+    assert all(type(a) is FastShiftWindowMSA for a in attns)
+    # parameter names are mmseg's
+    assert any(k.endswith('attn.w_msa.qkv.weight')
+               for k in model.state_dict())
+
+
+@pytest.mark.parametrize('mask_mode,heads', [('official', 1),
+                                             ('official', 2),
+                                             ('fixed', 2)])
+def test_factored_word_pixel_attention(mask_mode, heads):
+    torch.manual_seed(0)
+    attn = WordPixelAttention(32, 16, heads, mask_mode).eval()
+    pixels = torch.randn(2, 50, 16) * 2 + 1
+    words = torch.randn(2, 8, 32)
+    additive = torch.zeros(2, 1, 1, 8)
+    additive[0, ..., 5:] = -10000.0
+    with torch.no_grad():
+        fast = attn(pixels, words, additive)
+        ref = attn.forward_direct(pixels, words, additive)
+    torch.testing.assert_close(fast, ref, atol=2e-5, rtol=1e-4)
+
+
+def test_factored_word_pixel_attention_gradients():
+    torch.manual_seed(0)
+    attn = WordPixelAttention(32, 16, 2)
+    pixels = torch.randn(2, 30, 16, requires_grad=True)
+    words = torch.randn(2, 6, 32)
+    additive = torch.zeros(2, 1, 1, 6)
+    additive[1, ..., 4:] = -10000.0
+    grads = []
+    for fn in (attn.forward, attn.forward_direct):
+        pixels.grad = None
+        fn(pixels, words, additive).square().sum().backward()
+        grads.append(pixels.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-3, rtol=1e-3)
+
+
+def test_chunked_encoder_matches_unchunked():
+    torch.manual_seed(0)
+    decoder = MSDeformAttnPixelDecoder(
+        in_channels=(8, 16, 32, 64), feat_channels=32, out_channels=32,
+        num_heads=4, num_encoder_layers=2, feedforward_channels=64).eval()
+    decoder.init_weights()
+    feats = [torch.randn(2, c, 32 // 2**i, 24 // 2**i)
+             for i, c in enumerate((8, 16, 32, 64))]
+    outs = []
+    for chunk in (0, 100):
+        for layer in decoder.encoder.layers:
+            layer.inference_chunk = chunk
+        with torch.no_grad():
+            outs.append(decoder(feats))
+    torch.testing.assert_close(outs[0][0], outs[1][0], atol=1e-5, rtol=0)
+    for a, b in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_channels_last_same_outputs():
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_magnet_cfg()).eval()
+    inputs, samples = dummy_batch(2, (64, 64), 8, 5)
+    with torch.inference_mode():
+        ref = model.predict(inputs, samples)[0].seg_logits.data.clone()
+        model = model.to(memory_format=torch.channels_last)
+        out = model.predict(
+            inputs.contiguous(memory_format=torch.channels_last),
+            samples)[0].seg_logits.data
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_compiled_same_outputs():
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_magnet_cfg()).eval()
+    inputs, samples = dummy_batch(1, (64, 64), 8, 5)
+    with torch.inference_mode():
+        ref = model.predict(inputs, samples)[0].seg_logits.data.clone()
+        model = apply_switches(model, compile=True)
+        out = model.predict(inputs, samples)[0].seg_logits.data
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
