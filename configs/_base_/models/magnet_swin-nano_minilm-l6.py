@@ -36,8 +36,8 @@ model = dict(
         point_sample_cfg=None),
     lang_proj_dim=64,  # = decode_head.mask_channels (alignment loss)
     # Mask Grounding sees Y_1 (stride 4), pooled to 8x8 tokens; the
-    # referent is pooled under the mask at full stride-4 resolution. In this
-    # small model trained from scratch the deeper maps Y_2..Y_4 stay nearly
-    # constant over space early in training (README "Ablations").
+    # referent is pooled under the mask at full stride-4 resolution. With
+    # Y_4 or Y_3 this small from-scratch model did not use vision for the
+    # masked words within the CPU budget (README "Ablations").
     mask_grounding=dict(text_channels=384, visual_channels=32,
                         visual_level=0, visual_grid=(8, 8)))
