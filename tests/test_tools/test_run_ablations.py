@@ -50,3 +50,24 @@ def test_ablation_table_is_written(tmp_path):
     # no in-training validation: one evaluation per config
     log = proc.stdout + proc.stderr
     assert log.count('Iter(val)') == 0
+
+    # the probe of the trained checkpoint agrees with the table
+    probe = tmp_path / 'probe.json'
+    data_root = str(tmp_path / 'data')
+    proc = subprocess.run(
+        [sys.executable,
+         osp.join('tools', 'analysis_tools', 'probe_mask_grounding.py'),
+         configs[0], rows['magnet']['checkpoint'], '--out', str(probe),
+         '--cfg-options', f'val_dataloader.dataset.data_root={data_root}',
+         'val_dataloader.num_workers=0',
+         'val_dataloader.persistent_workers=False'],
+        cwd=REPO_ROOT, capture_output=True, text=True,
+        env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.load(open(probe))
+    assert result['tokens'] == rows['magnet']['mg_tokens']
+    for k, v in acc.items():
+        assert abs(result['accuracy'][k] - v) < 1e-6, k
+    assert set(result['feature_maps']) == {'Y1', 'Y2', 'Y3', 'Y4'}
+    assert sum(w['n'] for w in result['per_word'].values()) <= result[
+        'tokens']

@@ -23,12 +23,9 @@ from collections import defaultdict
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-CONDITIONS = {
-    'real': dict(blank_image=False, blank_mask=False),
-    'blank image': dict(blank_image=True, blank_mask=False),
-    'blank mask': dict(blank_image=False, blank_mask=True),
-    'blank both': dict(blank_image=True, blank_mask=True),
-}
+from projects.magnet.models.auxiliary.mask_grounding import \
+    CONTROL_CONDITIONS as CONDITIONS  # noqa: E402
+
 
 
 def parse_args():

@@ -29,6 +29,9 @@ sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 import main_job  # noqa: E402  (the main job's data/train helpers)
 
+from projects.magnet.models.auxiliary.mask_grounding import \
+    CONTROL_CONDITIONS as CONDITIONS  # noqa: E402
+
 CPU_SUFFIX = 'swin-nano_minilm-l6_cpu-500it_refsynth-128x128.py'
 DEFAULT_CONFIGS = [
     osp.join(ROOT, 'configs', 'magnet', 'magnet_' + CPU_SUFFIX),
@@ -38,12 +41,6 @@ DEFAULT_CONFIGS = [
                  'lavt-style', 'lavt-style-mg')
 ]
 METRICS = ['oIoU', 'mIoU', 'Pr@0.5', 'Pr@0.6', 'Pr@0.7', 'Pr@0.8', 'Pr@0.9']
-CONDITIONS = {
-    'real': dict(blank_image=False, blank_mask=False),
-    'blank image': dict(blank_image=True, blank_mask=False),
-    'blank mask': dict(blank_image=False, blank_mask=True),
-    'blank both': dict(blank_image=True, blank_mask=True),
-}
 
 
 def parse_args():

@@ -42,6 +42,15 @@ Tensor = torch.Tensor
 #: token-type ids of the predictor's input
 TEXT, VISUAL, MASK = 0, 1, 2
 
+#: Conditions for measuring whether grounding uses vision and the mask:
+#: keyword arguments of ``MagNet.mask_grounding_predict``.
+CONTROL_CONDITIONS = {
+    'real': dict(blank_image=False, blank_mask=False),
+    'blank image': dict(blank_image=True, blank_mask=False),
+    'blank mask': dict(blank_image=False, blank_mask=True),
+    'blank both': dict(blank_image=True, blank_mask=True),
+}
+
 
 @MODELS.register_module()
 class MaskGroundingHead(BaseModule):
