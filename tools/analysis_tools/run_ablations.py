@@ -117,6 +117,8 @@ def evaluate(config, work_dir, checkpoint, overrides, args):
     cfg.work_dir = work_dir
     cfg.load_from = checkpoint
     cfg.default_hooks.visualization = dict(type='SegVisualizationHook')
+    # evaluation workers end with each config (no persistent workers)
+    cfg.val_dataloader.persistent_workers = False
     cfg.test_dataloader = cfg.val_dataloader
     cfg.test_evaluator = cfg.val_evaluator
     runner = Runner.from_cfg(cfg)
