@@ -93,7 +93,10 @@ def train(args, overrides):
         return f.read().strip()
 
 
-def evaluate(args, checkpoint, overrides):
+def evaluate(args, checkpoint, overrides, val_only=False):
+    """Test ``checkpoint`` with mmengine's Runner on the config's test
+    splits, or on its val split only (``val_only``, no persistent
+    workers)."""
     from mmengine.config import Config, DictAction
     from mmengine.runner import Runner
 
@@ -108,6 +111,10 @@ def evaluate(args, checkpoint, overrides):
     cfg.work_dir = args.work_dir
     cfg.load_from = checkpoint
     cfg.default_hooks.visualization = dict(type='SegVisualizationHook')
+    if val_only:
+        cfg.val_dataloader.persistent_workers = False
+        cfg.test_dataloader = cfg.val_dataloader
+        cfg.test_evaluator = cfg.val_evaluator
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     return runner, metrics

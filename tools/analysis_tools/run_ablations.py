@@ -102,31 +102,6 @@ def masked_token_accuracy(runner, repeats, seed):
         total['real']
 
 
-def evaluate(config, work_dir, checkpoint, overrides, args):
-    from mmengine.config import Config, DictAction
-    from mmengine.runner import Runner
-
-    from projects.magnet.compat import trust_directory
-    trust_directory(work_dir)
-    cfg = Config.fromfile(config)
-    if overrides:
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-        cfg.merge_from_dict(
-            parser.parse_args(['--cfg-options'] + overrides).cfg_options)
-    cfg.work_dir = work_dir
-    cfg.load_from = checkpoint
-    cfg.default_hooks.visualization = dict(type='SegVisualizationHook')
-    # evaluation workers end with each config (no persistent workers)
-    cfg.val_dataloader.persistent_workers = False
-    cfg.test_dataloader = cfg.val_dataloader
-    cfg.test_evaluator = cfg.val_evaluator
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
-    mg = masked_token_accuracy(runner, args.mg_repeats, args.mg_seed)
-    return metrics, mg
-
-
 def markdown(rows, iters):
     cond = list(CONDITIONS)
     head = ['config', 'MG', 'CAL', 'CAM'] + METRICS + [
@@ -182,8 +157,9 @@ def main():
         else:
             checkpoint = main_job.train(job, overrides)
         train_s = time.time() - start
-        metrics, mg = evaluate(config, work_dir, checkpoint, overrides,
-                               args)
+        runner, metrics = main_job.evaluate(job, checkpoint, overrides,
+                                            val_only=True)
+        mg = masked_token_accuracy(runner, args.mg_repeats, args.mg_seed)
         metrics = {k.rpartition('/')[2]: v for k, v in metrics.items()}
         mg_acc, mg_tokens = mg if mg else (None, 0)
         mg_on, cal_on, cam_on = switches(config)
