@@ -8,6 +8,7 @@ model itself.
 from __future__ import annotations
 
 import copy
+import json
 import resource
 import statistics
 import sys
@@ -189,3 +190,12 @@ def current_rss_mib() -> Optional[float]:
 
 def median(values: List[float]) -> float:
     return statistics.median(values)
+
+
+def report(result: dict, out: Optional[str] = None) -> None:
+    """Print ``result`` as indented JSON and also write it to ``out``."""
+    text = json.dumps(result, indent=1)
+    print(text)
+    if out:
+        with open(out, 'w') as f:
+            f.write(text + '\n')

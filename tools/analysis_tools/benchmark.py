@@ -17,7 +17,6 @@ CUDA. FLOPs come from ``torch.utils.flop_counter`` (matmul/conv/attention).
 Prints one JSON object (and writes it to ``--out``).
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -127,11 +126,7 @@ def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     result = run(args)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    B.report(result, args.out)
 
 
 if __name__ == '__main__':

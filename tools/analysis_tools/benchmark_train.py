@@ -15,7 +15,6 @@ conv weights. Both are opt-in: measure them on your machine (README,
 Performance, has the numbers measured here). Prints one JSON object.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -95,11 +94,7 @@ def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     result = run(args)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    B.report(result, args.out)
 
 
 if __name__ == '__main__':

@@ -222,11 +222,8 @@ def main(argv=None):
                  args.threads)
             summary['outputs'] = _run(
                 me + ['--child', 'check', '--dump-dir', tmp], args.threads)
-    text = json.dumps(summary, indent=1)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
+    from projects.magnet.benchmark import report
+    report(summary, args.out)
 
 
 if __name__ == '__main__':
