@@ -42,9 +42,14 @@ def strip_pretrained(model_cfg: dict) -> dict:
 
 
 def build_model(config, checkpoint: Optional[str] = None,
-                device: str = 'cpu', seed: int = 0) -> torch.nn.Module:
+                device: str = 'cpu', seed: int = 0,
+                inference: bool = True) -> torch.nn.Module:
     """Build the segmentor of ``config`` (a path or an mmengine Config),
-    random weights (``seed``) or ``checkpoint``, in eval mode."""
+    random weights (``seed``) or ``checkpoint``, in eval mode.
+
+    ``inference`` builds it without the training-only modules, as
+    ``projects.magnet.apis.init_model`` does; pass False to time training.
+    """
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
@@ -56,6 +61,9 @@ def build_model(config, checkpoint: Optional[str] = None,
     model_cfg = strip_pretrained(cfg.model.to_dict() if hasattr(
         cfg.model, 'to_dict') else dict(cfg.model))
     torch.manual_seed(seed)
+    if inference:
+        from projects.magnet.models.segmentors import inference_model_cfg
+        model_cfg = inference_model_cfg(model_cfg)
     model = MODELS.build(model_cfg)
     if checkpoint:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)

@@ -138,6 +138,33 @@ def test_inference_weights_load_strictly_into_a_training_model():
         dst.load_state_dict(state, strict=True)
 
 
+def test_inference_build_leaves_out_training_modules_and_loads_them():
+    from projects.magnet.models.segmentors import inference_model_cfg
+    src = _model(seed=1)
+    cfg = tiny_magnet_cfg(mask_grounding=MG, alignment_loss=CAL,
+                          lang_proj_dim=32)
+    lean_cfg = inference_model_cfg(cfg)
+    assert cfg['mask_grounding'] is not None  # the input is not modified
+    lean = MODELS.build(lean_cfg)
+    assert lean.mask_grounding is None and lean.alignment_loss is None
+    assert sum(p.numel() for p in lean.parameters()) < sum(
+        p.numel() for p in src.parameters())
+    # training weights (with the objectives' modules) load strictly
+    lean.load_state_dict(src.state_dict(), strict=True)
+    lean.eval()
+    src.eval()
+    data = _batch(src)
+    with torch.no_grad():
+        ref = src.predict(data['inputs'], data['data_samples'])
+        out = lean.predict(data['inputs'], data['data_samples'])
+    for a, b in zip(ref, out):
+        assert torch.equal(a.seg_logits.data, b.seg_logits.data)
+    # other unexpected keys are still an error
+    state = dict(src.state_dict(), **{'decode_head.extra': torch.zeros(1)})
+    with pytest.raises(RuntimeError, match='decode_head.extra'):
+        lean.load_state_dict(state, strict=True)
+
+
 def test_mask_grounding_plugs_into_the_lavt_style_model():
     model = _model(backbone=dict(
         tiny_magnet_cfg()['backbone'], use_alignment=False),

@@ -59,7 +59,7 @@ def run(args):
     batch = args.batch or cfg.get('train_dataloader', {}).get('batch_size',
                                                                1)
     shape = args.shape or tuple(cfg.get('img_scale', (480, 480)))[::-1]
-    model = B.build_model(cfg, device=args.device)
+    model = B.build_model(cfg, device=args.device, inference=False)
     model.train()
     model = apply_switches(model, args.channels_last, args.compile)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)

@@ -183,9 +183,11 @@ def init_model(config: Union[str, Path, Config, dict],
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     from mmseg.registry import MODELS
 
-    model_cfg = copy.deepcopy(cfg.model)
+    from ..models.segmentors import inference_model_cfg
+
+    # no training-only modules (Mask Grounding, alignment loss)
+    model_cfg = inference_model_cfg(cfg.model)
     model_cfg.pop('pretrained', None)
-    model_cfg['train_cfg'] = None
     model = MODELS.build(model_cfg)
     meta: dict = {}
     if checkpoint is None:

@@ -25,6 +25,7 @@ pure-PyTorch core otherwise.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -40,7 +41,8 @@ from torch import Tensor
 from ...compat import has_compiled_mmcv_ops
 
 __all__ = [
-    'msda_value_table', 'multi_scale_deformable_attn_fast',
+    'msda_value_table', 'fill_value_table', 'gather_layout', 'sample_planes',
+    'multi_scale_deformable_attn_fast',
     'multi_scale_deformable_attn', 'MSDeformAttn'
 ]
 
@@ -63,6 +65,11 @@ def _shapes_as_list(spatial_shapes: Tensor | Sequence) -> List[Tuple[int,
     return [(int(h), int(w)) for h, w in spatial_shapes]
 
 
+def _padded_size(shape: Tuple[int, int]) -> int:
+    pad = _PAD_BEFORE + _PAD_AFTER
+    return (shape[0] + pad) * (shape[1] + pad)
+
+
 def msda_value_table(value: Tensor,
                      value_spatial_shapes: Tensor | Sequence) -> Tensor:
     """The gather table of :func:`multi_scale_deformable_attn_fast`.
@@ -73,16 +80,161 @@ def msda_value_table(value: Tensor,
     """
     bs, _, num_heads, head_dims = value.shape
     shapes = _shapes_as_list(value_spatial_shapes)
+    table = value.new_empty(bs, sum(_padded_size(s) for s in shapes),
+                            num_heads * head_dims)
+    fill_value_table(table, shapes,
+                     lambda rows: value[:, rows].flatten(2))
+    return table.view(-1, head_dims)
+
+
+def fill_value_table(table: Tensor, shapes: Sequence[Tuple[int, int]],
+                     rows_fn, rows_per_step: int = 0) -> None:
+    """Write every level into ``table`` ``(B, S_pad, C)`` with its zero
+    border, in place.
+
+    ``rows_fn(slice)`` returns the values ``(B, n, C)`` of the flattened
+    (unpadded) token rows ``slice``; with ``rows_per_step`` it is called for
+    whole image rows of at most that many tokens at a time (so a projection
+    can be computed straight into the table without a full-size copy).
+    """
+    bs, _, channels = table.shape
     pad = _PAD_BEFORE + _PAD_AFTER
-    levels = value.split([h * w for h, w in shapes], dim=1)
-    table = torch.cat([
-        F.pad(
-            v.reshape(bs, h, w, num_heads * head_dims),
-            (0, 0, _PAD_BEFORE, _PAD_AFTER, _PAD_BEFORE, _PAD_AFTER)).reshape(
-                bs, (h + pad) * (w + pad), num_heads * head_dims)
-        for v, (h, w) in zip(levels, shapes)
-    ], 1)
-    return table.reshape(-1, head_dims)
+    table_start = value_start = 0
+    for h, w in shapes:
+        level = table[:, table_start:table_start + _padded_size((h, w))]
+        level = level.view(bs, h + pad, w + pad, channels)
+        level[:, :_PAD_BEFORE].zero_()
+        level[:, _PAD_BEFORE + h:].zero_()
+        level[:, _PAD_BEFORE:_PAD_BEFORE + h, :_PAD_BEFORE].zero_()
+        level[:, _PAD_BEFORE:_PAD_BEFORE + h, _PAD_BEFORE + w:].zero_()
+        step = h if rows_per_step <= 0 else max(1, rows_per_step // w)
+        for y in range(0, h, step):
+            y_end = min(y + step, h)
+            rows = slice(value_start + y * w, value_start + y_end * w)
+            level[:, _PAD_BEFORE + y:_PAD_BEFORE + y_end,
+                  _PAD_BEFORE:_PAD_BEFORE + w] = rows_fn(rows).view(
+                      bs, y_end - y, w, channels)
+        table_start += _padded_size((h, w))
+        value_start += h * w
+
+
+class GatherLayout:
+    """Per-(level, point) constants of the gather of
+    :func:`multi_scale_deformable_attn_fast` (depend on the level shapes,
+    heads and points only; cached).
+
+    Attributes:
+        size (Tensor): ``(2, L * P)`` map width (row 0) and height (row 1).
+        half (Tensor): ``size / 2``.
+        row_stride (Tensor): ``(L * P, )`` padded width.
+        base (Tensor): ``(heads, L * P)`` table row of padded pixel (0, 0)
+            of the level minus the (-1, -1) corner offset, per head.
+        corner (Tensor): ``(4, L * P)`` row offsets of the corners
+            (y, x) = (0, 0), (0, 1), (1, 0), (1, 1).
+        padded_len (int): padded pixels of all levels (one image).
+    """
+
+    def __init__(self, shapes: Sequence[Tuple[int, int]], num_heads: int,
+                 num_points: int, device: torch.device, dtype: torch.dtype,
+                 index_dtype: torch.dtype) -> None:
+        pad = _PAD_BEFORE + _PAD_AFTER
+        num_lp = len(shapes) * num_points
+        wh = torch.tensor([[w, h] for h, w in shapes], dtype=dtype)
+        self.size = wh.t().repeat_interleave(num_points, 1).to(device)
+        self.half = self.size * 0.5
+        self.row_stride = self.size[0] + pad
+        starts, acc = [], 0
+        for shape in shapes:
+            starts.append(acc)
+            acc += _padded_size(shape)
+        self.padded_len = acc
+        level_start = torch.tensor(starts).repeat_interleave(num_points)
+        # pixel (x, y) of a level -> padded row (y + 1) * stride + (x + 1)
+        stride = self.row_stride.cpu().long()
+        first = level_start + (stride + 1) * _PAD_BEFORE
+        self.base = (first[None, :] * num_heads +
+                     torch.arange(num_heads)[:, None]).to(index_dtype).to(
+                         device)
+        stride_rows = stride * num_heads
+        self.corner = torch.stack([
+            torch.zeros(num_lp, dtype=torch.long),
+            torch.full((num_lp, ), num_heads), stride_rows,
+            stride_rows + num_heads
+        ]).to(index_dtype).to(device)
+        self.num_heads = num_heads
+        self.index_dtype = index_dtype
+
+
+@lru_cache(maxsize=32)
+def gather_layout(shapes: Tuple[Tuple[int, int], ...], num_heads: int,
+                  num_points: int, device: str, dtype: torch.dtype,
+                  index_dtype: torch.dtype) -> GatherLayout:
+    return GatherLayout(shapes, num_heads, num_points, torch.device(device),
+                        dtype, index_dtype)
+
+
+def sample_planes(table: Tensor, planes: Tensor, attention: Tensor,
+                  layout: GatherLayout,
+                  batch_offset: Optional[Tensor] = None) -> Tensor:
+    """Bilinear sampling + attention-weighted sum of one chunk of queries.
+
+    Args:
+        table (Tensor): :func:`msda_value_table` ``(rows, C_h)``.
+        planes (Tensor): ``(n, heads, 2, L * P)`` contiguous normalised
+            sampling locations, x in plane 0 and y in plane 1 (a scratch
+            buffer: overwritten).
+        attention (Tensor): ``(n, heads, L * P)`` attention weights.
+        layout (GatherLayout): constants of the level shapes.
+        batch_offset (Tensor, optional): ``(n, )`` table row offset of each
+            query's image (``None`` for one image).
+
+    Returns:
+        Tensor: ``(n, heads * C_h)``.
+    """
+    n, heads, _, num_lp = planes.shape
+    # in-place / out= arithmetic without autograd, functional ops with it
+    grad = torch.is_grad_enabled() and (planes.requires_grad
+                                        or attention.requires_grad)
+    # pixel coordinates exactly as grid_sample(align_corners=False)
+    # un-normalises its grid (grid = 2 * loc - 1)
+    if grad:
+        pix = (planes * 2 - 1 + 1) * layout.half - 0.5
+    else:
+        pix = planes.mul_(2).sub_(1).add_(1).mul_(layout.half).sub_(0.5)
+    # Anything left of -1 / right of size samples only zero padding;
+    # clamping keeps that result (the border corner gets weight 1).
+    if grad:
+        pix = torch.minimum(pix.clamp(min=-1.0), layout.size)
+    else:
+        torch.minimum(pix.clamp_(min=-1.0), layout.size, out=pix)
+    pix0 = pix.detach().floor()
+    frac = pix - pix0 if grad else pix.sub_(pix0)
+    # x0 + y0 * padded width (exact small integers)
+    pixel = torch.addcmul(pix0[:, :, 0], pix0[:, :, 1], layout.row_stride)
+    index = pixel.to(layout.index_dtype).mul_(heads).add_(layout.base)
+    if batch_offset is not None:
+        index += batch_offset.to(layout.index_dtype)[:, None, None]
+    index = index[:, :, None, :] + layout.corner  # (n, heads, 4, LP)
+
+    attn = attention.to(frac.dtype)
+    frac_x, frac_y = frac[:, :, 0], frac[:, :, 1]
+    attn_y1 = attn * frac_y
+    attn_y0 = attn - attn_y1
+    left = 1 - frac_x
+    corners = ((attn_y0, left), (attn_y0, frac_x), (attn_y1, left),
+               (attn_y1, frac_x))
+    if grad:
+        weight = torch.stack([a * b for a, b in corners], 2)
+    else:
+        weight = attn.new_empty(n, heads, 4, num_lp)
+        for k, (a, b) in enumerate(corners):
+            torch.mul(a, b, out=weight[:, :, k])
+    out = F.embedding_bag(
+        index.view(n * heads, 4 * num_lp),
+        table,
+        per_sample_weights=weight.view(n * heads, 4 * num_lp).to(table.dtype),
+        mode='sum')
+    return out.view(n, -1)
 
 
 def multi_scale_deformable_attn_fast(
@@ -130,47 +282,20 @@ def multi_scale_deformable_attn_fast(
         raise ValueError('value length does not match the spatial shapes')
     device = value.device
     num_lp = num_levels * num_points
-    pad = _PAD_BEFORE + _PAD_AFTER
-
-    table = (msda_value_table(value, shapes)
-             if value_table is None else value_table)
-    padded_len = table.shape[0] // (bs * num_heads)
-    index_dtype = torch.int32 if table.shape[0] < 2**31 else torch.int64
-
-    # Coordinates are computed in at least float32 (exact integer indices).
-    coord_dtype = torch.promote_types(sampling_locations.dtype, torch.float32)
-    # per (level, point) column constants
-    size_wh = torch.tensor([[w, h] for h, w in shapes],
-                           dtype=coord_dtype,
-                           device=device)  # (L, 2) = (W_l, H_l)
-    size_wh = size_wh[:, None, :].expand(num_levels, num_points,
-                                         2).reshape(num_lp, 2)
-    half_size = size_wh * 0.5
-    row_stride = size_wh[:, 0] + pad  # padded width, (LP, )
-    level_start, acc = [], 0
-    for h, w in shapes:
-        level_start.append(acc)
-        acc += (h + pad) * (w + pad)
-    level_start = torch.tensor(
-        level_start, device=device).repeat_interleave(num_points)
-    # row offset of (level, head) inside one batch element: (1, heads, LP)
-    base = (level_start[None, None, :] * num_heads +
-            torch.arange(num_heads, device=device)[None, :, None]).to(
-                index_dtype)
-    stride_rows = (row_stride * num_heads).to(index_dtype)
-    # offsets of the 4 bilinear corners (y, x) = (0,0), (0,1), (1,0), (1,1)
-    corner_offset = torch.stack([
-        torch.zeros_like(stride_rows),
-        torch.full_like(stride_rows, num_heads), stride_rows,
-        stride_rows + num_heads
-    ], 0)  # (4, LP)
-
-    locations = sampling_locations.reshape(bs * num_query, num_heads, num_lp,
-                                           2).to(coord_dtype)
-    weights = attention_weights.reshape(bs * num_query, num_heads, num_lp)
     total = bs * num_query
     if total == 0:
         return value.new_zeros(bs, num_query, num_heads * head_dims)
+
+    table = (msda_value_table(value, shapes)
+             if value_table is None else value_table)
+    index_dtype = torch.int32 if table.shape[0] < 2**31 else torch.int64
+    # Coordinates are computed in at least float32 (exact integer indices).
+    coord_dtype = torch.promote_types(sampling_locations.dtype, torch.float32)
+    layout = gather_layout(tuple(shapes), num_heads, num_points, str(device),
+                           coord_dtype, index_dtype)
+    # (rows, heads, LP, 2) -> x / y planes per chunk
+    locations = sampling_locations.reshape(total, num_heads, num_lp, 2)
+    weights = attention_weights.reshape(total, num_heads, num_lp)
     if query_chunk_size is None:
         query_chunk_size = _CPU_QUERY_CHUNK if device.type == 'cpu' else total
     query_chunk_size = max(1, int(query_chunk_size))
@@ -178,39 +303,16 @@ def multi_scale_deformable_attn_fast(
     outputs = []
     for start in range(0, total, query_chunk_size):
         end = min(start + query_chunk_size, total)
-        n = end - start
-        # Pixel coordinates exactly as grid_sample(align_corners=False)
-        # un-normalises its grid (grid = 2 * loc - 1).
-        pix = (locations[start:end] * 2 - 1 + 1) * half_size - 0.5
-        # Anything left of -1 / right of size samples only zero padding;
-        # clamping keeps that result (the border corner gets weight 1).
-        pix = torch.minimum(pix.clamp(min=-1.0), size_wh)
-        pix0 = pix.floor()
-        frac = pix - pix0
-        # linear pixel index inside the padded level (exact small integers)
-        pixel = (pix0[..., 1] + _PAD_BEFORE) * row_stride + (
-            pix0[..., 0] + _PAD_BEFORE)  # (n, heads, LP)
-        batch_offset = (torch.arange(start, end, device=device) // num_query *
-                        (padded_len * num_heads)).to(index_dtype)
-        index = torch.add(
-            base + batch_offset[:, None, None],
-            pixel.to(index_dtype),
-            alpha=num_heads)  # (n, heads, LP)
-        index = index[:, :, None, :] + corner_offset  # (n, heads, 4, LP)
-
-        frac_x, frac_y = frac[..., 0], frac[..., 1]
-        attn = weights[start:end].to(coord_dtype)
-        attn_y1 = attn * frac_y
-        weight_y = torch.stack((attn - attn_y1, attn_y1), 2)  # (n,heads,2,LP)
-        weight_x = torch.stack((1 - frac_x, frac_x), 2)
-        corner_weight = weight_y[:, :, :, None, :] * weight_x[:, :, None]
-        out = F.embedding_bag(
-            index.reshape(n * num_heads, 4 * num_lp),
-            table,
-            per_sample_weights=corner_weight.reshape(
-                n * num_heads, 4 * num_lp).to(table.dtype),
-            mode='sum')
-        outputs.append(out.view(n, num_heads * head_dims))
+        planes = locations.new_empty(end - start, num_heads, 2, num_lp,
+                                     dtype=coord_dtype)
+        planes.copy_(locations[start:end].transpose(2, 3))
+        batch_offset = None
+        if bs > 1:
+            batch_offset = (torch.arange(start, end, device=device) //
+                            num_query) * (layout.padded_len * num_heads)
+        outputs.append(
+            sample_planes(table, planes, weights[start:end], layout,
+                          batch_offset))
     output = outputs[0] if len(outputs) == 1 else torch.cat(outputs, 0)
     return output.view(bs, num_query, num_heads * head_dims)
 

@@ -21,8 +21,8 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ...compat import has_compiled_mmcv_ops
-from .ms_deform_attn import (MSDeformAttn, msda_value_table,
-                             multi_scale_deformable_attn_fast)
+from .ms_deform_attn import (MSDeformAttn, fill_value_table, gather_layout,
+                             sample_planes)
 
 __all__ = [
     'SinePositionalEncoding', 'MSDeformAttnEncoderLayer',
@@ -177,36 +177,58 @@ class MSDeformAttnEncoderLayer(BaseModule):
     def _forward_chunked(self, query: Tensor, query_pos: Tensor,
                          reference_points: Tensor,
                          spatial_shapes: Tensor) -> Tensor:
-        """:meth:`forward` over query chunks (inference only)."""
+        """:meth:`forward` over query chunks (inference only).
+
+        The value projection is written level by level straight into the
+        zero-bordered gather table, and the sampling locations of a chunk
+        are built directly as the x / y planes that
+        :func:`~.ms_deform_attn.sample_planes` reads (same arithmetic as
+        ``reference_points + offsets / (W, H)``).
+        """
         attn = self.self_attn
-        bs, num_query, _ = query.shape
+        bs, num_query, channels = query.shape
         heads, levels, points = (attn.num_heads, attn.num_levels,
                                  attn.num_points)
+        num_lp = levels * points
+        chunk = self.inference_chunk
         shapes = [tuple(s) for s in spatial_shapes.tolist()]
-        value = attn.value_proj(query).view(bs, num_query, heads, -1)
-        table = msda_value_table(value, shapes)
-        # only the shape of the value is used from here on
-        value = value.new_empty(()).expand(value.shape)
-        normalizer = torch.stack(
-            [spatial_shapes[..., 1], spatial_shapes[..., 0]],
-            -1)[None, None, None, :, None, :]
+        table = query.new_empty(bs, sum((h + 3) * (w + 3) for h, w in shapes),
+                                channels)
+        fill_value_table(table, shapes,
+                         lambda rows: attn.value_proj(query[:, rows]),
+                         rows_per_step=chunk)
+        table = table.view(-1, channels // heads)
+        index_dtype = torch.int32 if table.shape[0] < 2**31 else torch.int64
+        layout = gather_layout(
+            tuple(shapes), heads, points, str(query.device),
+            torch.promote_types(query.dtype, torch.float32), index_dtype)
+        # (W_l, H_l) of every (xy, level, point), and the reference points
+        # repeated over the points: (B, S, 1, 2, L * P)
+        normalizer = layout.size.view(1, 1, 1, 2, num_lp)
+        ref_planes = reference_points.transpose(2, 3)[..., None].expand(
+            bs, num_query, 2, levels, points).reshape(bs, num_query, 1, 2,
+                                                      num_lp)
+        image_rows = layout.padded_len * heads  # table rows per image
         out = torch.empty_like(query)
-        for start in range(0, num_query, self.inference_chunk):
-            end = min(start + self.inference_chunk, num_query)
+        for start in range(0, num_query, chunk):
+            end = min(start + chunk, num_query)
             n = end - start
             identity = query[:, start:end]
             q = identity + query_pos[:, start:end]
             offsets = attn.sampling_offsets(q).view(bs, n, heads, levels,
                                                     points, 2)
-            weights = attn.attention_weights(q).view(
-                bs, n, heads, levels * points).softmax(-1).view(
-                    bs, n, heads, levels, points)
-            locations = (
-                reference_points[:, start:end, None, :, None, :] +
-                offsets / normalizer)
-            sampled = multi_scale_deformable_attn_fast(
-                value, shapes, locations, weights, query_chunk_size=n * bs,
-                value_table=table)
+            planes = q.new_empty(bs, n, heads, 2, num_lp)
+            torch.div(offsets.permute(0, 1, 2, 5, 3, 4).flatten(4),
+                      normalizer, out=planes)
+            planes += ref_planes[:, start:end]
+            weights = attn.attention_weights(q).view(bs, n, heads,
+                                                     num_lp).softmax(-1)
+            offset = None if bs == 1 else torch.arange(
+                bs, device=query.device).repeat_interleave(n) * image_rows
+            sampled = sample_planes(
+                table, planes.view(bs * n, heads, 2, num_lp),
+                weights.view(bs * n, heads, num_lp), layout,
+                offset).view(bs, n, channels)
             x = self.norms[0](
                 attn.dropout(attn.output_proj(sampled)) + identity)
             out[:, start:end] = self.norms[1](self.ffn(x))
