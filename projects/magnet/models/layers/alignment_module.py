@@ -93,15 +93,24 @@ class CrossModalAlignment(BaseModule):
         """
         B, HW, C = x.shape
         H, W = hw_shape
-        x_map = x.transpose(1, 2).reshape(B, C, H, W)
-        branches = []
-        for p, pyramid, pwam in zip(self.pool_sizes, self.pyramids,
-                                    self.pwams):
+        # one NCHW copy for the pooling (pooling the channel-last view would
+        # convert it once per pyramid level)
+        x_map = x.transpose(1, 2).reshape(B, C, H, W).contiguous()
+        widths = [pyramid.reduce.out_features for pyramid in self.pyramids]
+        # mixer input (B, H, W, sum(widths) + C), written in place instead
+        # of concatenating transposed copies
+        mixed = x.new_empty(B, H, W, sum(widths) + C)
+        start = 0
+        for p, pyramid, pwam, width in zip(self.pool_sizes, self.pyramids,
+                                           self.pwams, widths):
             tokens = pwam(pyramid(x_map), words, word_mask)  # (B, p*p, c)
-            ctx = tokens.transpose(1, 2).reshape(B, -1, p, p)
+            ctx = tokens.transpose(1, 2).reshape(B, width, p, p)
             ctx = F.interpolate(
                 ctx, size=(H, W), mode='bilinear', align_corners=True)
-            branches.append(ctx.flatten(2).transpose(1, 2))
-        branches.append(residual)
-        out = self.mixer(torch.cat(branches, dim=2))  # (B, HW, C)
-        return out.transpose(1, 2).reshape(B, C, H, W)
+            mixed[..., start:start + width] = ctx.permute(0, 2, 3, 1)
+            start += width
+        mixed[..., start:] = residual.view(B, H, W, C)
+        out = self.mixer(mixed.view(B, HW, -1))  # (B, HW, C)
+        # contiguous NCHW: the consumers (pixel decoder convs and norms) are
+        # faster on it than on the channels-last view
+        return out.transpose(1, 2).reshape(B, C, H, W).contiguous()
