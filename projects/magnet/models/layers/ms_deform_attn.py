@@ -41,7 +41,8 @@ from torch import Tensor
 from ...compat import has_compiled_mmcv_ops
 
 __all__ = [
-    'msda_value_table', 'fill_value_table', 'gather_layout', 'sample_planes',
+    'msda_value_table', 'fill_value_table', 'value_table_length',
+    'gather_layout', 'sample_planes',
     'multi_scale_deformable_attn_fast',
     'multi_scale_deformable_attn', 'MSDeformAttn'
 ]
@@ -70,6 +71,11 @@ def _padded_size(shape: Tuple[int, int]) -> int:
     return (shape[0] + pad) * (shape[1] + pad)
 
 
+def value_table_length(shapes: Sequence[Tuple[int, int]]) -> int:
+    """Pixels per image of the zero-bordered gather table of ``shapes``."""
+    return sum(_padded_size(s) for s in shapes)
+
+
 def msda_value_table(value: Tensor,
                      value_spatial_shapes: Tensor | Sequence) -> Tensor:
     """The gather table of :func:`multi_scale_deformable_attn_fast`.
@@ -80,7 +86,7 @@ def msda_value_table(value: Tensor,
     """
     bs, _, num_heads, head_dims = value.shape
     shapes = _shapes_as_list(value_spatial_shapes)
-    table = value.new_empty(bs, sum(_padded_size(s) for s in shapes),
+    table = value.new_empty(bs, value_table_length(shapes),
                             num_heads * head_dims)
     fill_value_table(table, shapes,
                      lambda rows: value[:, rows].flatten(2))
@@ -165,10 +171,12 @@ class GatherLayout:
         self.index_dtype = index_dtype
 
 
+@torch.compiler.disable  # cached constants: not traced by dynamo
 @lru_cache(maxsize=32)
 def gather_layout(shapes: Tuple[Tuple[int, int], ...], num_heads: int,
                   num_points: int, device: str, dtype: torch.dtype,
                   index_dtype: torch.dtype) -> GatherLayout:
+    """:class:`GatherLayout` of ``shapes`` (cached; do not modify)."""
     return GatherLayout(shapes, num_heads, num_points, torch.device(device),
                         dtype, index_dtype)
 

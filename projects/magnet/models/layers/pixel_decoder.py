@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ...compat import has_compiled_mmcv_ops
 from .ms_deform_attn import (MSDeformAttn, fill_value_table, gather_layout,
-                             sample_planes)
+                             sample_planes, value_table_length)
 
 __all__ = [
     'SinePositionalEncoding', 'MSDeformAttnEncoderLayer',
@@ -192,8 +192,7 @@ class MSDeformAttnEncoderLayer(BaseModule):
         num_lp = levels * points
         chunk = self.inference_chunk
         shapes = [tuple(s) for s in spatial_shapes.tolist()]
-        table = query.new_empty(bs, sum((h + 3) * (w + 3) for h, w in shapes),
-                                channels)
+        table = query.new_empty(bs, value_table_length(shapes), channels)
         fill_value_table(table, shapes,
                          lambda rows: attn.value_proj(query[:, rows]),
                          rows_per_step=chunk)
@@ -217,7 +216,8 @@ class MSDeformAttnEncoderLayer(BaseModule):
             q = identity + query_pos[:, start:end]
             offsets = attn.sampling_offsets(q).view(bs, n, heads, levels,
                                                     points, 2)
-            planes = q.new_empty(bs, n, heads, 2, num_lp)
+            planes = q.new_empty(bs, n, heads, 2, num_lp,
+                                 dtype=normalizer.dtype)
             torch.div(offsets.permute(0, 1, 2, 5, 3, 4).flatten(4),
                       normalizer, out=planes)
             planes += ref_planes[:, start:end]

@@ -45,7 +45,8 @@ class FastShiftWindowMSA(ShiftWindowMSA):
         return shift_window_attention(self, query, hw_shape)
 
 
-@lru_cache(maxsize=64)
+@torch.compiler.disable  # cached index tensors: not traced by dynamo
+@lru_cache(maxsize=16)
 def window_layout(height: int, width: int, window: int, shift: int,
                   device: str) -> Tuple[Tensor, Tensor, Tensor, int]:
     """Gather layout of one image's tokens in shifted windows.
