@@ -127,7 +127,7 @@ class MagNet(EncoderDecoder):
             raise ValueError('alignment_loss needs the sentence projection: '
                              'set lang_proj_dim (= the head\'s mask_channels)')
         self.register_load_state_dict_post_hook(
-            _allow_missing_training_modules)
+            _tolerate_training_modules)
 
     def _check_mask_grounding(self) -> None:
         head = self.mask_grounding
@@ -419,7 +419,7 @@ def inference_model_cfg(model_cfg: dict) -> dict:
     ``mask_grounding`` and ``alignment_loss`` never run at inference; an
     inference build leaves them out (about 10 M parameters and 40 MB for the
     paper model). Weights that contain them still load strictly (their keys
-    are ignored, see :func:`_allow_missing_training_modules`).
+    are ignored, see :func:`_tolerate_training_modules`).
     """
     cfg = copy.deepcopy(model_cfg)
     for name in TRAINING_ONLY_MODULES:
@@ -429,7 +429,7 @@ def inference_model_cfg(model_cfg: dict) -> dict:
     return cfg
 
 
-def _allow_missing_training_modules(module: nn.Module,
+def _tolerate_training_modules(module: nn.Module,
                                     incompatible_keys) -> None:
     """Let weights load strictly whatever training-only modules they have.
 
