@@ -70,6 +70,22 @@ def test_get_flops_json():
     assert res['by_module_gflops']
 
 
+def test_profile_inference_json():
+    res = _run_json([
+        osp.join(TOOLS, 'profile_inference.py'), CPU_CONFIG, '--shape', '64',
+        '64', '--threads', '1', '--repeat', '1', '--top', '5'
+    ])
+    assert res['total_s'] > 0 and res['threads'] == 1
+    names = {m['module']: m for m in res['modules']}
+    # repeated modules are folded and summed, nested ones are included
+    from mmengine.config import Config
+    depths = Config.fromfile(CPU_CONFIG).model.backbone.depths
+    assert names['backbone.stages.*.blocks.*']['calls'] == sum(depths)
+    assert 0 < names['decode_head.pixel_decoder']['seconds'] < res['total_s']
+    assert len(res['ops']) == 5
+    assert all(0 < op['share'] <= 1 for op in res['ops'])
+
+
 def test_benchmark_train_json():
     res = _run_json([
         osp.join(TOOLS, 'benchmark_train.py'), CPU_CONFIG, '--shape', '64',

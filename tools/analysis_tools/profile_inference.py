@@ -1,0 +1,140 @@
+"""Where the inference time of a MagNet config goes: per module and per op.
+
+Usage:
+    python tools/analysis_tools/profile_inference.py CONFIG [--shape H W] \
+        [--batch B] [--threads T] [--depth D] [--repeat N] [--top K] \
+        [--out FILE]
+
+Two views of ``model.predict`` under ``torch.inference_mode`` (random
+weights, the dummy input of ``benchmark.py``), after one warm-up call:
+
+* ``modules``: inclusive wall time of every module with fewer than
+  ``--depth`` dots in its name, summed over its calls and averaged over
+  ``--repeat`` calls (forward pre/post hooks; indices are folded,
+  ``stages.*.blocks.*``). Modules whose methods are called directly rather
+  than through ``__call__`` are inside their parent's time only. FLOPs per
+  module: ``get_flops.py``;
+* ``ops``: the ``--top`` ATen ops by self CPU time of one call
+  (``torch.profiler``; the profiler adds overhead to many small ops, so
+  read these as shares, and time A/B changes with ``benchmark.py``).
+
+``total_s`` is the median wall time of the calls with hooks attached.
+Output: one JSON object (printed, and written to ``--out``).
+"""
+import argparse
+import collections
+import os.path as osp
+import re
+import statistics
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+
+from projects.magnet import benchmark as B  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('config')
+    p.add_argument('--shape', type=int, nargs=2, default=(480, 480),
+                   metavar=('H', 'W'))
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--threads', type=int, default=0,
+                   help='torch threads (0: leave the default)')
+    p.add_argument('--depth', type=int, default=5,
+                   help='deepest module name (dots) that is timed')
+    p.add_argument('--repeat', type=int, default=3)
+    p.add_argument('--top', type=int, default=20)
+    p.add_argument('--out', help='also write the JSON here')
+    return p.parse_args(argv)
+
+
+def module_key(name: str) -> str:
+    """``backbone.stages.2.blocks.11.attn`` -> ``backbone.stages.*.blocks.*.
+    attn`` (repeated modules are summed)."""
+    return re.sub(r'\.\d+(?=\.|$)', '.*', name)
+
+
+def time_modules(model, call, depth: int, repeat: int):
+    """Summed inclusive wall time per folded module name, per call."""
+    totals = collections.defaultdict(float)
+    calls = collections.Counter()
+    starts = {}
+
+    def pre(module, args):
+        starts[id(module)] = time.perf_counter()
+
+    def post_for(key):
+        def post(module, args, output):
+            totals[key] += time.perf_counter() - starts.pop(id(module))
+            calls[key] += 1
+        return post
+
+    handles = []
+    for name, module in model.named_modules():
+        if name and name.count('.') < depth:
+            handles.append(module.register_forward_pre_hook(pre))
+            handles.append(
+                module.register_forward_hook(post_for(module_key(name))))
+    walls = []
+    try:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            call()
+            walls.append(time.perf_counter() - start)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return ({k: v / repeat for k, v in totals.items()},
+            {k: v // repeat for k, v in calls.items()},
+            statistics.median(walls))
+
+
+def top_ops(call, top: int):
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        call()
+    rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in rows) or 1.0
+    return [
+        dict(op=e.key, self_s=round(e.self_cpu_time_total / 1e6, 4),
+             share=round(e.self_cpu_time_total / total, 4), calls=e.count)
+        for e in rows[:top]
+    ]
+
+
+def profile_inference(args) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = B.build_model(args.config)
+    inputs, samples = B.dummy_batch(args.batch, args.shape)
+
+    def call():
+        with torch.inference_mode():
+            model.predict(inputs, samples)
+
+    call()  # warm-up
+    seconds, counts, total = time_modules(model, call, args.depth,
+                                          args.repeat)
+    modules = [
+        dict(module=key, seconds=round(sec, 4), calls=counts[key])
+        for key, sec in sorted(seconds.items(), key=lambda kv: -kv[1])
+    ]
+    return dict(
+        config=args.config, shape=list(args.shape), batch=args.batch,
+        threads=torch.get_num_threads(), total_s=round(total, 4),
+        matmul_peak_gflop_s=round(B.matmul_peak_gflops(), 1),
+        modules=modules, ops=top_ops(call, args.top))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    B.report(profile_inference(args), args.out)
+
+
+if __name__ == '__main__':
+    main()
