@@ -7,8 +7,10 @@ model itself.
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import json
+import os
 import resource
 import statistics
 import sys
@@ -207,3 +209,36 @@ def report(result: dict, out: Optional[str] = None) -> None:
     if out:
         with open(out, 'w') as f:
             f.write(text + '\n')
+
+
+def tool_parser(doc: str, shape=(480, 480), batch=1,
+                shape_help: Optional[str] = None,
+                batch_help: Optional[str] = None) -> argparse.ArgumentParser:
+    """Argument parser with the options every benchmark tool shares:
+    ``config``, ``--shape H W``, ``--batch``, ``--threads``,
+    ``--num-tokens``, ``--real-tokens`` and ``--out``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--shape', type=int, nargs=2, default=shape,
+                        metavar=('H', 'W'), help=shape_help)
+    parser.add_argument('--batch', type=int, default=batch, help=batch_help)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch CPU threads (default: torch default)')
+    parser.add_argument('--num-tokens', type=int, default=20,
+                        help='token slots of the dummy expression')
+    parser.add_argument('--real-tokens', type=int, default=10,
+                        help='real (non-padding) tokens among them')
+    parser.add_argument('--out', help='also write the JSON here')
+    return parser
+
+
+def run_tool(run: Callable[[argparse.Namespace], dict],
+             args: argparse.Namespace) -> dict:
+    """Run a benchmark tool offline with ``args.threads`` torch threads and
+    report its JSON result (printed, and written to ``args.out``)."""
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run(args)
+    report(result, args.out)
+    return result

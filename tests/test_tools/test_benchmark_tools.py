@@ -190,28 +190,29 @@ def test_chunked_encoder_matches_unchunked():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
-def test_channels_last_same_outputs():
+def _outputs_before_and_after(batch, switch):
+    """First-sample probabilities of the tiny model before and after
+    ``switch(model, inputs) -> (model, inputs)``."""
     init_default_scope('mmseg')
     torch.manual_seed(0)
     model = MODELS.build(tiny_magnet_cfg()).eval()
-    inputs, samples = dummy_batch(2, (64, 64), 8, 5)
+    inputs, samples = dummy_batch(batch, (64, 64), 8, 5)
     with torch.inference_mode():
         ref = model.predict(inputs, samples)[0].seg_logits.data.clone()
-        model = model.to(memory_format=torch.channels_last)
-        out = model.predict(
-            inputs.contiguous(memory_format=torch.channels_last),
-            samples)[0].seg_logits.data
+        model, inputs = switch(model, inputs)
+        out = model.predict(inputs, samples)[0].seg_logits.data
+    return out, ref
+
+
+def test_channels_last_same_outputs():
+    out, ref = _outputs_before_and_after(2, lambda model, inputs: (
+        model.to(memory_format=torch.channels_last),
+        inputs.contiguous(memory_format=torch.channels_last)))
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow
 def test_compiled_same_outputs():
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    model = MODELS.build(tiny_magnet_cfg()).eval()
-    inputs, samples = dummy_batch(1, (64, 64), 8, 5)
-    with torch.inference_mode():
-        ref = model.predict(inputs, samples)[0].seg_logits.data.clone()
-        model = apply_switches(model, compile=True)
-        out = model.predict(inputs, samples)[0].seg_logits.data
+    out, ref = _outputs_before_and_after(1, lambda model, inputs: (
+        apply_switches(model, compile=True), inputs))
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)

@@ -16,8 +16,6 @@ under ``torch.inference_mode``. Peak memory is the process peak RSS on CPU
 CUDA. FLOPs come from ``torch.utils.flop_counter`` (matmul/conv/attention).
 Prints one JSON object (and writes it to ``--out``).
 """
-import argparse
-import os
 import os.path as osp
 import sys
 
@@ -30,19 +28,11 @@ from projects.magnet import benchmark as B  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
+    parser = B.tool_parser(__doc__)
     parser.add_argument('--checkpoint')
-    parser.add_argument('--shape', type=int, nargs=2, default=(480, 480),
-                        metavar=('H', 'W'))
-    parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch CPU threads (default: torch default)')
-    parser.add_argument('--num-tokens', type=int, default=20)
-    parser.add_argument('--real-tokens', type=int, default=10)
     parser.add_argument('--grad-mode', choices=('inference', 'no_grad'),
                         default='inference',
                         help='torch.inference_mode (default) or no_grad')
@@ -52,7 +42,6 @@ def parse_args(argv=None):
                         help='torch.compile the Swin blocks and the head')
     parser.add_argument('--no-flops', action='store_true')
     parser.add_argument('--no-matmul-peak', action='store_true')
-    parser.add_argument('--out', help='also write the JSON here')
     return parser.parse_args(argv)
 
 
@@ -73,8 +62,6 @@ def apply_switches(model, channels_last=False, compile=False):
 
 
 def run(args):
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = args.device
     model = B.build_model(args.config, args.checkpoint, device)
     model = apply_switches(model, args.channels_last, args.compile)
@@ -123,10 +110,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    result = run(args)
-    B.report(result, args.out)
+    B.run_tool(run, parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -14,8 +14,6 @@ decoder in ``torch.compile``; ``--channels-last`` converts the images and
 conv weights. Both are opt-in: measure them on your machine (README,
 Performance, has the numbers measured here). Prints one JSON object.
 """
-import argparse
-import os
 import os.path as osp
 import sys
 
@@ -31,30 +29,21 @@ from benchmark import apply_switches  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('config')
-    p.add_argument('--batch', type=int, default=None,
-                   help='default: the config\'s train batch size')
-    p.add_argument('--shape', type=int, nargs=2, default=None,
-                   metavar=('H', 'W'),
-                   help='default: the config\'s img_scale, else 480 480')
+    p = B.tool_parser(
+        __doc__, shape=None, batch=None,
+        shape_help='default: the config\'s img_scale, else 480 480',
+        batch_help='default: the config\'s train batch size')
     p.add_argument('--device', default='cpu')
     p.add_argument('--repeat', type=int, default=3)
     p.add_argument('--warmup', type=int, default=1)
-    p.add_argument('--threads', type=int, default=None)
-    p.add_argument('--num-tokens', type=int, default=20)
-    p.add_argument('--real-tokens', type=int, default=10)
     p.add_argument('--compile', action='store_true')
     p.add_argument('--channels-last', action='store_true')
-    p.add_argument('--out')
     return p.parse_args(argv)
 
 
 def run(args):
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg = Config.fromfile(args.config)
     batch = args.batch or cfg.get('train_dataloader', {}).get('batch_size',
                                                                1)
@@ -91,10 +80,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    result = run(args)
-    B.report(result, args.out)
+    B.run_tool(run, parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -11,7 +11,6 @@ included, 2 FLOPs per multiply-add; elementwise ops, norms and softmax are
 not counted). Random weights; pretrained ``init_cfg`` entries
 are dropped. ``--depth`` prints the per-module breakdown to that depth.
 """
-import argparse
 import json
 import os.path as osp
 import sys
@@ -25,13 +24,7 @@ from projects.magnet import benchmark as B  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('config')
-    p.add_argument('--shape', type=int, nargs=2, default=(480, 480),
-                   metavar=('H', 'W'))
-    p.add_argument('--batch', type=int, default=1)
-    p.add_argument('--num-tokens', type=int, default=20)
-    p.add_argument('--real-tokens', type=int, default=10)
+    p = B.tool_parser(__doc__)
     p.add_argument('--depth', type=int, default=2,
                    help='module depth of the breakdown')
     p.add_argument('--json', action='store_true', help='print JSON only')
@@ -60,10 +53,15 @@ def get_flops(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    res = get_flops(args)
     if args.json:
-        print(json.dumps(res, indent=1))
+        B.run_tool(get_flops, args)
         return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res = get_flops(args)
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(res, f, indent=1)
     print(f'config: {res["config"]}')
     print(f'input: {res["batch"]} x 3 x {res["shape"][0]} x '
           f'{res["shape"][1]}, {res["num_tokens"]} token slots')

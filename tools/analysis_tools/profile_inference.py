@@ -2,8 +2,8 @@
 
 Usage:
     python tools/analysis_tools/profile_inference.py CONFIG [--shape H W] \
-        [--batch B] [--threads T] [--depth D] [--repeat N] [--top K] \
-        [--out FILE]
+        [--batch B] [--threads T] [--num-tokens N] [--real-tokens R] \
+        [--depth D] [--repeat N] [--top K] [--out FILE]
 
 Two views of ``model.predict`` under ``torch.inference_mode`` (random
 weights, the dummy input of ``benchmark.py``), after one warm-up call:
@@ -21,7 +21,6 @@ weights, the dummy input of ``benchmark.py``), after one warm-up call:
 ``total_s`` is the median wall time of the calls with hooks attached.
 Output: one JSON object (printed, and written to ``--out``).
 """
-import argparse
 import collections
 import os.path as osp
 import re
@@ -38,18 +37,11 @@ from projects.magnet import benchmark as B  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('config')
-    p.add_argument('--shape', type=int, nargs=2, default=(480, 480),
-                   metavar=('H', 'W'))
-    p.add_argument('--batch', type=int, default=1)
-    p.add_argument('--threads', type=int, default=0,
-                   help='torch threads (0: leave the default)')
+    p = B.tool_parser(__doc__)
     p.add_argument('--depth', type=int, default=5,
                    help='deepest module name (dots) that is timed')
     p.add_argument('--repeat', type=int, default=3)
     p.add_argument('--top', type=int, default=20)
-    p.add_argument('--out', help='also write the JSON here')
     return p.parse_args(argv)
 
 
@@ -108,10 +100,9 @@ def top_ops(call, top: int):
 
 
 def profile_inference(args) -> dict:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     model = B.build_model(args.config)
-    inputs, samples = B.dummy_batch(args.batch, args.shape)
+    inputs, samples = B.dummy_batch(args.batch, args.shape, args.num_tokens,
+                                    args.real_tokens)
 
     def call():
         with torch.inference_mode():
@@ -132,8 +123,7 @@ def profile_inference(args) -> dict:
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    B.report(profile_inference(args), args.out)
+    B.run_tool(profile_inference, parse_args(argv))
 
 
 if __name__ == '__main__':
