@@ -84,6 +84,31 @@ def test_profile_inference_json():
     assert 0 < names['decode_head.pixel_decoder']['seconds'] < res['total_s']
     assert len(res['ops']) == 5
     assert all(0 < op['share'] <= 1 for op in res['ops'])
+    split = res['matrix_split']
+    flops = _run_json([
+        osp.join(TOOLS, 'get_flops.py'), CPU_CONFIG, '--shape', '64', '64',
+        '--json'
+    ])['gflops']
+    # the same counter as get_flops.py, over the same call
+    assert split['matrix_gflop'] == pytest.approx(flops, abs=0.01)
+    assert split['matrix_s'] > 0 and split['other_s'] > 0
+    assert 0 < split['matrix_share'] < 1
+    assert split['matrix_at_peak_s'] == pytest.approx(
+        split['matrix_gflop'] / res['matmul_peak_gflop_s'], rel=0.02,
+        abs=1e-4)
+
+
+def test_profile_matrix_split_arithmetic():
+    sys.path.insert(0, TOOLS)
+    try:
+        from profile_inference import matrix_split
+    finally:
+        sys.path.remove(TOOLS)
+    split = matrix_split(matrix_s=1.5, other_s=0.5, gflop=300.0,
+                         peak_gflop_s=150.0)
+    assert split['matrix_share'] == 0.75
+    assert split['matrix_gflop_s'] == 200.0  # faster than the square peak
+    assert split['matrix_at_peak_s'] == 2.0
 
 
 def test_benchmark_train_json():

@@ -52,12 +52,20 @@ def apply_switches(model, channels_last=False, compile=False):
     if compile:
         # in place (``nn.Module.compile``): parameter names are unchanged;
         # the segmentor drives the backbone stage by stage, so its blocks
-        # are compiled one by one
+        # are compiled one by one. Static shapes: the blocks share one code
+        # object and see a different map size per stage, which by default
+        # switches dynamo to symbolic shapes after the first recompile (its
+        # sympy work took longer than 30 CPU-minutes for the CPU config);
+        # blocks of one stage share a graph, so a stage costs one
+        # compilation per (shape, shift) and the limit is raised to fit.
+        torch._dynamo.config.recompile_limit = max(
+            torch._dynamo.config.recompile_limit,
+            4 * len(model.backbone.stages))
         for stage in model.backbone.stages:
             for block in stage.blocks:
-                block.compile()
-        model.decode_head.pixel_decoder.compile()
-        model.decode_head.transformer_decoder.compile()
+                block.compile(dynamic=False)
+        model.decode_head.pixel_decoder.compile(dynamic=False)
+        model.decode_head.transformer_decoder.compile(dynamic=False)
     return model
 
 

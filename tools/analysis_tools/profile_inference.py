@@ -16,7 +16,15 @@ weights, the dummy input of ``benchmark.py``), after one warm-up call:
   module: ``get_flops.py``;
 * ``ops``: the ``--top`` ATen ops by self CPU time of one call
   (``torch.profiler``; the profiler adds overhead to many small ops, so
-  read these as shares, and time A/B changes with ``benchmark.py``).
+  read these as shares, and time A/B changes with ``benchmark.py``);
+* ``matrix_split``: that profiled call split into the matrix-product
+  kernels (``addmm``, ``mm``, ``bmm``, ``baddbmm``, the CPU
+  ``scaled_dot_product_attention`` kernel, convolutions) and everything
+  else, with the matrix-product FLOPs (``get_flops.py``'s counter), the
+  rate they run at and the time they would take at the matmul peak
+  measured in the same run. This is the floor of the forward as written:
+  no reordering of the same kernels gets below ``matrix_at_peak_s``, and
+  ``other_s`` is what fused kernels could still remove.
 
 ``total_s`` is the median wall time of the calls with hooks attached.
 Output: one JSON object (printed, and written to ``--out``).
@@ -86,17 +94,42 @@ def time_modules(model, call, depth: int, repeat: int):
             statistics.median(walls))
 
 
-def top_ops(call, top: int):
+# ATen ops that run the matrix products FlopCounterMode counts
+MATRIX_OPS = frozenset({
+    'aten::addmm', 'aten::mm', 'aten::bmm', 'aten::baddbmm',
+    'aten::_scaled_dot_product_flash_attention_for_cpu',
+    'aten::mkldnn_convolution', 'aten::convolution_overrideable',
+    'aten::_convolution', 'aten::thnn_conv2d'
+})
+
+
+def profile_ops(call, top: int):
+    """The ``top`` ops by self CPU time of one call, and the call's split
+    into matrix-product kernels and the rest (seconds)."""
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         call()
     rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in rows) or 1.0
-    return [
+    matrix = sum(e.self_cpu_time_total for e in rows if e.key in MATRIX_OPS)
+    ops = [
         dict(op=e.key, self_s=round(e.self_cpu_time_total / 1e6, 4),
              share=round(e.self_cpu_time_total / total, 4), calls=e.count)
         for e in rows[:top]
     ]
+    return ops, matrix / 1e6, (total - matrix) / 1e6
+
+
+def matrix_split(matrix_s: float, other_s: float, gflop: float,
+                 peak_gflop_s: float) -> dict:
+    """Matrix products vs the rest of one profiled call."""
+    return dict(
+        matrix_gflop=round(gflop, 2),
+        matrix_s=round(matrix_s, 4),
+        other_s=round(other_s, 4),
+        matrix_share=round(matrix_s / max(matrix_s + other_s, 1e-9), 4),
+        matrix_gflop_s=round(gflop / max(matrix_s, 1e-9), 1),
+        matrix_at_peak_s=round(gflop / peak_gflop_s, 4))
 
 
 def profile_inference(args) -> dict:
@@ -115,11 +148,16 @@ def profile_inference(args) -> dict:
         dict(module=key, seconds=round(sec, 4), calls=counts[key])
         for key, sec in sorted(seconds.items(), key=lambda kv: -kv[1])
     ]
+    ops, matrix_s, other_s = profile_ops(call, args.top)
+    with torch.inference_mode():
+        flops, _ = B.count_flops(lambda: model.predict(inputs, samples))
+    peak = B.matmul_peak_gflops()
     return dict(
         config=args.config, shape=list(args.shape), batch=args.batch,
         threads=torch.get_num_threads(), total_s=round(total, 4),
-        matmul_peak_gflop_s=round(B.matmul_peak_gflops(), 1),
-        modules=modules, ops=top_ops(call, args.top))
+        matmul_peak_gflop_s=round(peak, 1),
+        matrix_split=matrix_split(matrix_s, other_s, flops / 1e9, peak),
+        modules=modules, ops=ops)
 
 
 def main(argv=None):
