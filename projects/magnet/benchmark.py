@@ -202,10 +202,15 @@ def median(values: List[float]) -> float:
     return statistics.median(values)
 
 
-def report(result: dict, out: Optional[str] = None) -> None:
-    """Print ``result`` as indented JSON and also write it to ``out``."""
+def report(result: dict, out: Optional[str] = None,
+           show: Optional[Callable[[dict], None]] = None) -> None:
+    """Write ``result`` as indented JSON to ``out`` and print it (as JSON,
+    or with ``show`` for a human-readable form)."""
     text = json.dumps(result, indent=1)
-    print(text)
+    if show is None:
+        print(text)
+    else:
+        show(result)
     if out:
         with open(out, 'w') as f:
             f.write(text + '\n')
@@ -233,12 +238,14 @@ def tool_parser(doc: str, shape=(480, 480), batch=1,
 
 
 def run_tool(run: Callable[[argparse.Namespace], dict],
-             args: argparse.Namespace) -> dict:
+             args: argparse.Namespace,
+             show: Optional[Callable[[dict], None]] = None) -> dict:
     """Run a benchmark tool offline with ``args.threads`` torch threads and
-    report its JSON result (printed, and written to ``args.out``)."""
+    report its JSON result (printed, or shown with ``show``, and written to
+    ``args.out``)."""
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run(args)
-    report(result, args.out)
+    report(result, args.out, show)
     return result

@@ -61,13 +61,25 @@ def test_benchmark_json(tmp_path):
     assert res['peak_memory_mib'] > 0
 
 
-def test_get_flops_json():
+def test_get_flops_json(tmp_path):
     res = _run_json([
         osp.join(TOOLS, 'get_flops.py'), CPU_CONFIG, '--shape', '64', '64',
         '--json'
     ])
     assert res['gflops'] > 0 and res['params_m'] > 0
     assert res['by_module_gflops']
+    # the table form prints the same numbers and writes the same JSON
+    out = tmp_path / 'flops.json'
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(TOOLS, 'get_flops.py'), CPU_CONFIG, '--shape', '64', '64',
+        '--out', str(out)
+    ], cwd=REPO_ROOT, env={**os.environ, 'HF_HUB_OFFLINE': '1'},
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f'FLOPs: {res["gflops"]:.2f} G' in proc.stdout
+    assert '{' not in proc.stdout
+    assert json.loads(out.read_text()) == res
 
 
 def test_profile_inference_json():

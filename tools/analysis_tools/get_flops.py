@@ -11,7 +11,6 @@ included, 2 FLOPs per multiply-add; elementwise ops, norms and softmax are
 not counted). Random weights; pretrained ``init_cfg`` entries
 are dropped. ``--depth`` prints the per-module breakdown to that depth.
 """
-import json
 import os.path as osp
 import sys
 
@@ -51,17 +50,7 @@ def get_flops(args):
         by_module_gflops=modules)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.json:
-        B.run_tool(get_flops, args)
-        return
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    res = get_flops(args)
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(res, f, indent=1)
+def print_table(res: dict) -> None:
     print(f'config: {res["config"]}')
     print(f'input: {res["batch"]} x 3 x {res["shape"][0]} x '
           f'{res["shape"][1]}, {res["num_tokens"]} token slots')
@@ -69,6 +58,10 @@ def main(argv=None):
     for name, g in res['by_module_gflops'].items():
         print(f'  {name:<40} {g:10.3f} G')
 
+
+def main(argv=None):
+    args = parse_args(argv)
+    B.run_tool(get_flops, args, show=None if args.json else print_table)
 
 if __name__ == '__main__':
     main()
