@@ -1,7 +1,10 @@
 """Segment what referring expressions mean in your own image.
 
-Every expression's mask is painted in its own colour, with the expressions
-as a legend in the top-left corner; the picture has the image's size.
+Every expression's mask is painted in its own colour; the legend (one colour
+swatch and expression per row) is on a strip below the image, never over it:
+the picture's top-left ``H x W`` region is the image with its masks, the
+canvas is taller (and at least 360 pixels wide, so the legend of a small
+image stays readable).
 
 Usage:
     python demo/image_demo.py IMAGE "the man in red" ["the dog" ...] \\
@@ -22,13 +25,16 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
+import numpy as np
+from PIL import Image
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 DEFAULT_CONFIG = osp.join(
     ROOT, 'configs', 'magnet',
-    'magnet_swin-nano_minilm-l6_cpu-500it_refsynth-128x128.py')
+    'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -69,6 +75,30 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def draw(inferencer, result, alpha: float = 0.5) -> np.ndarray:
+    """The masks of ``result`` on its image, the legend below the image.
+
+    Returns:
+        np.ndarray: (H + legend, max(W, 360), 3) uint8 RGB; its top-left
+        (H, W) region is the image with every mask blended in its
+        ``EXPRESSION_COLORS`` colour.
+    """
+    import mmcv
+
+    from projects.magnet.visualization import (EXPRESSION_COLORS,
+                                               legend_below)
+    image = result.image
+    if result.masks.shape[1:] != image.shape[:2]:
+        h, w = result.masks.shape[1:]
+        image = mmcv.imresize(image, (w, h), interpolation='bilinear')
+    colors = [EXPRESSION_COLORS[i % len(EXPRESSION_COLORS)]
+              for i in range(len(result.expressions))]
+    overlay = inferencer.visualizer.draw_expression_masks(
+        image, result.masks, result.expressions, colors=colors,
+        alpha=alpha, legend=False)
+    return legend_below(overlay, result.expressions, colors)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     from mmengine.registry import init_default_scope
@@ -87,12 +117,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         out_dir = osp.dirname(osp.abspath(args.out_file))
         os.makedirs(out_dir, exist_ok=True)
         result = inferencer(args.image, expressions,
-                            threshold=args.threshold,
-                            out_file=args.out_file, show=args.show,
-                            alpha=args.alpha)
+                            threshold=args.threshold)
     except (FileNotFoundError, ValueError, TypeError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
+    drawing = draw(inferencer, result, args.alpha)
+    Image.fromarray(drawing).save(args.out_file)
+    if args.show:
+        inferencer.visualizer.show(drawing, win_name='expressions')
     h, w = result.image.shape[:2]
     print(f'{args.image} ({w}x{h}), threshold {result.threshold:g}')
     for text, mask, prob in zip(result.expressions, result.masks,

@@ -25,7 +25,7 @@ META_KEYS = ('img_path', 'ori_shape', 'img_shape', 'pad_shape',
              'scale_factor', 'text', 'input_ids', 'attention_mask')
 CPU_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'magnet',
-    'magnet_swin-nano_minilm-l6_cpu-500it_refsynth-128x128.py')
+    'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
 
 
 def tiny_config(tokenizer: str) -> dict:

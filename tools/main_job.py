@@ -5,7 +5,8 @@
 2. trains the CPU config with ``tools/train.py``;
 3. evaluates the trained checkpoint on val / testA / testB with mmengine's
    Runner (the ``tools/test.py`` path) and prints the metric table;
-4. writes prediction overlays (image, expression, predicted mask) as PNG.
+4. writes prediction panels (image | ground truth | prediction, expression
+   and IoU below) as PNG, and a 4x4 grid of them, ``predictions_grid.png``.
 
 Usage:
     python tools/main_job.py [--config CFG] [--work-dir DIR]
@@ -13,6 +14,7 @@ Usage:
         [--cfg-options KEY=VALUE ...]
 """
 import argparse
+import json
 import os
 import os.path as osp
 import subprocess
@@ -24,7 +26,7 @@ sys.path.insert(0, ROOT)
 
 DEFAULT_CONFIG = osp.join(
     ROOT, 'configs', 'magnet',
-    'magnet_swin-nano_minilm-l6_cpu-500it_refsynth-128x128.py')
+    'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
 
 
 def parse_args():
@@ -36,7 +38,11 @@ def parse_args():
     parser.add_argument('--num-test-images', type=int, default=200)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--max-iters', type=int, default=None,
-                        help='override the config\'s training length')
+                        help='train exactly this many iterations')
+    parser.add_argument(
+        '--max-time', type=float, default=None,
+        help='training time budget in seconds (TimeBudgetTrainLoop '
+        'configs; default: the config\'s train_cfg.max_time)')
     parser.add_argument('--num-overlays', type=int, default=8)
     parser.add_argument(
         '--data-root',
@@ -51,6 +57,37 @@ def parse_args():
 def run(cmd):
     print('+ ' + ' '.join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def length_overrides(args):
+    """``--max-iters`` / ``--max-time`` as config overrides.
+
+    A config with ``TimeBudgetTrainLoop`` (the default) trains for
+    ``max_time`` seconds; ``--max-iters N`` makes it a fixed length (the
+    budget is lifted and the schedule ends at ``N``).
+    """
+    from mmengine.config import Config
+    cfg = Config.fromfile(args.config)
+    budgeted = cfg.train_cfg.get('type') == 'TimeBudgetTrainLoop'
+    out = []
+    if args.max_time is not None:
+        if not budgeted:
+            raise SystemExit(f'error: --max-time needs a config with '
+                             f'TimeBudgetTrainLoop; {args.config} has '
+                             f'{cfg.train_cfg.get("type")}')
+        out.append(f'train_cfg.max_time={args.max_time}')
+    if args.max_iters:
+        n = args.max_iters
+        out += [f'train_cfg.max_iters={n}',
+                f'param_scheduler.{len(cfg.param_scheduler) - 1}.end={n}']
+        if budgeted:
+            if args.max_time is None:
+                out.append('train_cfg.max_time=1e9')
+            out.append(f'train_cfg.min_iters={n}')
+        else:
+            out += [f'max_iters={n}', f'train_cfg.val_interval={n}',
+                    f'default_hooks.checkpoint.interval={n}']
+    return out
 
 
 def data_root_overrides(args):
@@ -120,59 +157,128 @@ def evaluate(args, checkpoint, overrides, val_only=False):
     return runner, metrics
 
 
-def print_table(metrics):
-    splits = {}
+METRIC_NAMES = ('oIoU', 'mIoU', 'Pr@0.5', 'Pr@0.6', 'Pr@0.7', 'Pr@0.8',
+                'Pr@0.9')
+
+
+def split_tags(runner):
+    """The split tags of the test datasets, in order."""
+    dataset = runner.test_dataloader.dataset
+    datasets = getattr(dataset, 'datasets', [dataset])
+    return [getattr(d, 'split_tag', '') for d in datasets]
+
+
+def group_metrics(metrics, splits):
+    """``{split: {group: {name: value}}}`` from RefSegMetric's keys
+    (``[split/][group/]name``; group '' = all sentences of the split)."""
+    single = len(splits) <= 1
+    out = {}
     for key, value in metrics.items():
-        split, _, name = key.rpartition('/')
-        splits.setdefault(split or 'all', {})[name] = value
-    names = ['oIoU', 'mIoU', 'Pr@0.5', 'Pr@0.6', 'Pr@0.7', 'Pr@0.8',
-             'Pr@0.9']
-    header = f'{"split":<22}' + ''.join(f'{n:>8}' for n in names)
+        parts = key.split('/')
+        if single:
+            split = splits[0] if splits else 'all'
+        else:
+            split, parts = parts[0], parts[1:]
+        group = '/'.join(parts[:-1])
+        out.setdefault(split, {}).setdefault(group, {})[parts[-1]] = value
+    return out
+
+
+def print_table(metrics, splits=()):
+    """The overall table (one row per split), then oIoU per expression kind
+    and per length bucket (one column per split)."""
+    table = group_metrics(metrics, list(splits))
+    header = f'{"split":<22}' + ''.join(f'{n:>8}' for n in METRIC_NAMES)
     print('\n' + header + '\n' + '-' * len(header))
-    for split, row in splits.items():
-        print(f'{split:<22}' +
-              ''.join(f'{row.get(n, float("nan")):8.2f}' for n in names))
+    for split, groups in table.items():
+        row = groups.get('', {})
+        print(f'{split:<22}' + ''.join(
+            f'{row.get(n, float("nan")):8.2f}' for n in METRIC_NAMES))
+    groups = []
+    for split_groups in table.values():
+        groups += [g for g in split_groups if g and g not in groups]
+    if groups:
+        names = list(table)
+        short = [n.rsplit('_', 1)[-1] for n in names]
+        header = f'{"oIoU by kind / length":<22}' + ''.join(
+            f'{n:>10}' for n in short)
+        print('\n' + header + '\n' + '-' * len(header))
+        for group in groups:
+            print(f'{group:<22}' + ''.join(
+                f'{table[n].get(group, {}).get("oIoU", float("nan")):10.2f}'
+                for n in names))
     print()
 
 
 def write_overlays(runner, out_dir, num):
-    """Overlay the predicted mask and the expression on val images."""
+    """Prediction panels of val samples, and a grid of 16 of them.
+
+    For ``num`` val samples spread over the split, writes
+    ``out_dir/overlay_{i:05d}.png`` (``i``: the sample's index): image |
+    ground truth | prediction side by side, the masks in cyan on the scene
+    dimmed to greyscale (no scene colour), with the expression and the IoU
+    in a caption below (``prediction_panel``). Also writes
+    ``predictions_grid.png`` in the parent folder of ``out_dir`` (the work
+    dir): 16 samples spread over the split in a 4x4 grid
+    (``prediction_grid``). With a test set made of several splits (the
+    config's val / testA / testB), the samples come from the first one,
+    val.
+
+    Returns:
+        list[str]: the written files, the grid last.
+    """
+    import mmcv
     import numpy as np
     import torch
-    from mmengine.visualization import Visualizer
     from PIL import Image
+
+    from projects.magnet.visualization import (expression_of,
+                                               prediction_grid,
+                                               prediction_panel)
 
     os.makedirs(out_dir, exist_ok=True)
     model = runner.model.eval()
     dataset = runner.test_dataloader.dataset
-    vis = Visualizer(name=f'main_job_{time.time()}')
-    step = max(1, len(dataset) // max(num, 1))
+    if hasattr(dataset, 'datasets'):  # ConcatDataset: val first
+        dataset = dataset.datasets[0]
+
+    def spread(count):
+        step = max(1, len(dataset) // max(count, 1))
+        return list(range(0, min(len(dataset), step * count), step))
+
+    cache = {}
+
+    def panel(i):
+        if i not in cache:
+            data = dataset[i]
+            batch = model.data_preprocessor(
+                dict(inputs=[data['inputs']],
+                     data_samples=[data['data_samples']]))
+            with torch.no_grad():
+                result = model.predict(batch['inputs'],
+                                       batch['data_samples'])[0]
+            img = data['inputs'].permute(1, 2, 0).cpu().numpy()[..., ::-1]
+            pred = result.pred_sem_seg.data[0].cpu().numpy()
+            gt = result.gt_sem_seg.data[0].cpu().numpy()
+            if pred.shape != gt.shape:  # output_size='original'
+                pred = mmcv.imresize(pred.astype(np.uint8), gt.shape[::-1],
+                                     interpolation='nearest')
+            cache[i] = prediction_panel(
+                np.ascontiguousarray(img), gt, pred,
+                expression_of(result.metainfo))
+        return cache[i]
+
     written = []
-    for i in range(0, min(len(dataset), step * num), step):
-        data = dataset[i]
-        batch = model.data_preprocessor(
-            dict(inputs=[data['inputs']], data_samples=[data['data_samples']]))
-        with torch.no_grad():
-            result = model.predict(batch['inputs'], batch['data_samples'])[0]
-        img = data['inputs'].permute(1, 2, 0).numpy()[..., ::-1]  # BGR->RGB
-        img = np.ascontiguousarray(img)
-        scale = max(1, 384 // max(img.shape[:2]))
-        img = np.kron(img, np.ones((scale, scale, 1), dtype=img.dtype))
-        pred = result.pred_sem_seg.data[0].bool().numpy()
-        pred = np.kron(pred, np.ones((scale, scale), dtype=bool))
-        gt = result.gt_sem_seg.data[0].numpy() == 1
-        gt = np.kron(gt, np.ones((scale, scale), dtype=bool))
-        vis.set_image(img)
-        vis.draw_binary_masks(pred, colors=(255, 40, 40), alphas=0.55)
-        # ground-truth outline (green) for comparison
-        edge = gt ^ np.pad(gt, 1, mode='edge')[:-2, 1:-1]
-        vis.draw_binary_masks(edge, colors=(0, 255, 0), alphas=1.0)
-        text = result.metainfo.get('text', '')
-        vis.draw_texts(text, np.array([4, 4]), font_sizes=12,
-                       colors='white',
-                       bboxes=dict(facecolor='black', alpha=0.6))
+    for i in spread(num):
         path = osp.join(out_dir, f'overlay_{i:05d}.png')
-        Image.fromarray(vis.get_image()).save(path)
+        Image.fromarray(panel(i)).save(path)
+        written.append(path)
+    grid_items = spread(16)
+    if grid_items:
+        grid = prediction_grid([panel(i) for i in grid_items], cols=4)
+        path = osp.join(osp.dirname(osp.abspath(out_dir)),
+                        'predictions_grid.png')
+        Image.fromarray(grid).save(path)
         written.append(path)
     return written
 
@@ -180,24 +286,23 @@ def write_overlays(runner, out_dir, num):
 def main():
     args = parse_args()
     start = time.time()
-    overrides = []
-    if args.max_iters:
-        n = args.max_iters
-        overrides = [f'max_iters={n}', f'train_cfg.max_iters={n}',
-                     f'train_cfg.val_interval={n}',
-                     f'default_hooks.checkpoint.interval={n}',
-                     f'param_scheduler.1.end={n}']
+    overrides = length_overrides(args)
     data_root, root_overrides = data_root_overrides(args)
     overrides += root_overrides + list(args.cfg_options)
     ensure_dataset(args, data_root)
     checkpoint = train(args, overrides)
     trained = time.time()
     runner, metrics = evaluate(args, checkpoint, overrides)
-    print_table(metrics)
+    print_table(metrics, split_tags(runner))
+    with open(osp.join(args.work_dir, 'metrics.json'), 'w') as f:
+        json.dump(metrics, f, indent=1)
     paths = write_overlays(runner, osp.join(args.work_dir, 'overlays'),
                            args.num_overlays)
-    print(f'wrote {len(paths)} overlays to '
-          f'{osp.join(args.work_dir, "overlays")}')
+    print(f'wrote {len(paths) - 1} prediction panels to '
+          f'{osp.join(args.work_dir, "overlays")} and the grid {paths[-1]}')
+    curve = osp.join(args.work_dir, 'learning_curve.png')
+    if osp.isfile(curve):
+        print(f'learning curve: {curve} (numbers: learning_curve.json)')
     print(f'wall time: total {time.time() - start:.0f} s, training '
           f'{trained - start:.0f} s')
 

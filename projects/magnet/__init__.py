@@ -6,6 +6,7 @@ does it for the stock tools).
 """
 from . import compat  # noqa: F401  (must come first: patches mmcv-lite)
 from .datasets import *  # noqa: F401,F403
+from .engine import *  # noqa: F401,F403
 from .evaluation import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
 from .visualization import *  # noqa: F401,F403

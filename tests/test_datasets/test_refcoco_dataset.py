@@ -58,10 +58,11 @@ def test_items_match_the_files(refer_root):
     val_refs = [r for r in refs if r['split'] == 'val']
 
     ds = _dataset(root, split='val', test_mode=True)
-    expected = [(r['ref_id'], s['sent_id'], s['raw']) for r in val_refs
-                for s in r['sentences']]
+    expected = [(r['ref_id'], s['sent_id'], s['raw'], s['kind'])
+                for r in val_refs for s in r['sentences']]
     got = [(ds.get_data_info(i)['ref_id'], ds.get_data_info(i)['sent_id'],
-            ds.get_data_info(i)['text']) for i in range(len(ds))]
+            ds.get_data_info(i)['text'], ds.get_data_info(i)['kind'])
+           for i in range(len(ds))]
     assert got == expected
     info = ds.get_data_info(0)
     ref = val_refs[0]
@@ -77,9 +78,13 @@ def test_items_match_the_files(refer_root):
     first = train.get_data_info(0)
     tref = next(r for r in refs if r['split'] == 'train')
     assert first['sentences'] == [
-        dict(raw=s['raw'], sent_id=s['sent_id']) for s in tref['sentences']
+        dict(raw=s['raw'], sent_id=s['sent_id'], kind=s['kind'])
+        for s in tref['sentences']
     ]
-    assert 'text' not in first
+    assert 'text' not in first and 'kind' not in first
+    # sentence_keys=(): only the REFER fields
+    plain = _dataset(root, split='val', test_mode=True, sentence_keys=())
+    assert 'kind' not in plain.get_data_info(0)
 
 
 def test_masks_match_an_independent_decode(refer_root):
@@ -221,6 +226,64 @@ def test_overridable_paths(tmp_path):
     assert info['split_tag'] == 'mine'
 
 
+# ------------------------------------------------- extra sentence fields
+def _with_kinds(tmp_path, kinds):
+    """One val ref whose sentences have ``kind`` values (None: absent)."""
+    ref = make_ref(5, 10, 1, 'val',
+                   [(f's{i}', i + 1) for i in range(len(kinds))])
+    for sent, kind in zip(ref['sentences'], kinds):
+        if kind is not None:
+            sent['kind'] = kind
+    return _write_one(tmp_path, ref=ref)
+
+
+def test_sentence_kind_reaches_the_items(tmp_path):
+    root = _with_kinds(tmp_path, ['relation', None])
+    ds = RefCOCODataset(data_root=root, dataset='handmade', split='val',
+                        test_mode=True)
+    first, second = ds.get_data_info(0), ds.get_data_info(1)
+    assert first['kind'] == 'relation' and first['text'] == 's0'
+    assert 'kind' not in second  # a missing key is simply absent
+    train = RefCOCODataset(data_root=root, dataset='handmade', split='val')
+    assert train.get_data_info(0)['sentences'] == [
+        dict(raw='s0', sent_id=1, kind='relation'), dict(raw='s1', sent_id=2)
+    ]
+
+
+def test_sentence_kind_through_the_pipeline(tmp_path):
+    root = _with_kinds(tmp_path, ['ordinal'])
+    ds = RefCOCODataset(
+        data_root=root, dataset='handmade', split='val', test_mode=True,
+        pipeline=[dict(type='PackSegInputs', meta_keys=('text', 'kind'))],
+        lazy_init=True)
+    ds.full_init()
+    results = dict(ds.get_data_info(0), img=np.zeros((20, 30, 3), np.uint8))
+    meta = ds.pipeline(results)['data_samples'].metainfo
+    assert meta == dict(text='s0', kind='ordinal')
+
+
+def test_error_non_str_sentence_field(tmp_path):
+    root = _with_kinds(tmp_path, ['attribute', 3])
+    with pytest.raises(ReferFormatError,
+                       match=r'refs\(unc\)\.p: refs\[0\] \(ref_id=5\): '
+                       r'sentences\[1\]: field "kind" must be str, got int'):
+        _build(root)
+    # not kept, not checked
+    ds = RefCOCODataset(data_root=root, dataset='handmade', split='val',
+                        sentence_keys=())
+    assert ds.get_data_info(0)['sentences'][1] == dict(raw='s1', sent_id=2)
+
+
+def test_bad_sentence_keys(tmp_path):
+    root = _with_kinds(tmp_path, ['attribute'])
+    with pytest.raises(TypeError, match='sequence of str'):
+        RefCOCODataset(data_root=root, dataset='handmade', split='val',
+                       sentence_keys='kind')
+    with pytest.raises(ValueError, match=r"\['ref_id'\] would overwrite"):
+        RefCOCODataset(data_root=root, dataset='handmade', split='val',
+                       sentence_keys=('kind', 'ref_id'))
+
+
 # -------------------------------------------------------- malformed input
 def _write_one(tmp_path, ref=None, ann=None, image=None):
     image = image or dict(id=1, file_name='a.jpg', height=20, width=30)
@@ -343,3 +406,44 @@ def test_multi_split_evaluation_end_to_end(refer_root):
     assert res['refsynth_unc_val/Pr@0.9'] == 100
     assert res['refsynth_unc_testB/mIoU'] == 0
     assert len(res) == 14
+
+
+def test_grouped_evaluation_end_to_end(refer_root):
+    """kind + text meta keys -> RefSegMetric scores per kind and length."""
+    from mmengine.evaluator import Evaluator
+    from mmengine.structures import PixelData
+
+    from projects.magnet.evaluation import RefSegMetric
+    root, _ = refer_root
+    pipeline = [
+        dict(type='LoadImageFromFile', imdecode_backend='pillow',
+             color_type='color_ignore_orientation'),
+        dict(type='LoadReferringMask'),
+        dict(type='PackSegInputs',
+             meta_keys=('ref_id', 'sent_id', 'split_tag', 'text', 'kind')),
+    ]
+    ds = DATASETS.build(
+        dict(type='RefCOCODataset', data_root=root, dataset='refsynth',
+             split='val', test_mode=True, pipeline=pipeline))
+    evaluator = Evaluator(
+        RefSegMetric(group_keys=('kind', ), length_buckets=(1, 4, 7, 10)))
+    kinds, relation = set(), []
+    for i in range(len(ds)):
+        sample = ds[i]['data_samples']
+        kind = sample.metainfo['kind']
+        kinds.add(kind)
+        pred = sample.gt_sem_seg.data.clone()
+        if kind == 'relation':
+            pred[:] = 0  # miss every relation
+            relation.append(i)
+        sample.pred_sem_seg = PixelData(data=pred)
+        evaluator.process([sample])
+    res = evaluator.evaluate(len(ds))
+    assert relation and len(kinds) > 1
+    for kind in kinds:
+        assert res[f'{kind}/oIoU'] == (0 if kind == 'relation' else 100)
+    assert 0 < res['oIoU'] < 100
+    lengths = [k for k in res if k.startswith('len') and k.endswith('/oIoU')]
+    assert lengths and set(lengths) <= {
+        f'{b}/oIoU' for b in ('len1-3', 'len4-6', 'len7-9', 'len10+')}
+    assert len(res) == 7 * (1 + len(kinds) + len(lengths))

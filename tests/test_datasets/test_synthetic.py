@@ -11,6 +11,7 @@ from PIL import Image
 from projects.magnet.datasets.refer_pickle import load_refer_pickle
 from projects.magnet.datasets.synthetic import (
     COLOURS,
+    KIND_NAMES,
     SceneObject,
     _image_refs,
     generate_scene,
@@ -61,7 +62,10 @@ def test_refer_format(refer_root):
         assert ref['split'] in ('train', 'val', 'testA', 'testB')
         assert ref['sent_ids'] == [s['sent_id'] for s in ref['sentences']]
         for s in ref['sentences']:
-            assert set(s) == {'raw', 'sent', 'tokens', 'sent_id'}
+            assert set(s) == {'raw', 'sent', 'tokens', 'sent_id', 'kind'}
+            assert s['kind'] in KIND_NAMES.values()
+            # the recorded kind is the kind of the written sentence
+            assert s['kind'] == KIND_NAMES[parse_expression(s['raw'])[0]]
             assert s['tokens'] == s['sent'].split()
             assert s['raw'].lower().rstrip('.') == s['sent']
             assert s['sent_id'] not in sent_ids
@@ -104,17 +108,32 @@ def test_named_colours_match_the_pixels(refer_root):
 
 
 def test_every_expression_denotes_only_its_object():
-    kinds = set()
+    kinds, names, extremes = set(), set(), 0
     for seed in range(30):
         rng = np.random.default_rng([99, seed])
         objects, _ = generate_scene(rng, 96)
         for target, sents in _image_refs(objects, 96, rng, 6, 5):
-            for sent in sents:
+            for sent, kind in sents:
                 prog = parse_expression(sent)
                 kinds.add(prog[0])
+                names.add(kind)
+                assert kind == KIND_NAMES[prog[0]], sent
+                extremes += sent.split()[1].endswith('most')
                 definite, border = resolve_expression(prog, objects, 96)
                 assert definite == {target} and not border, sent
     assert kinds == {'attr', 'rel', 'between', 'ord', 'cmp'}
+    assert names == set(KIND_NAMES.values())
+    assert extremes > 0  # "the leftmost ..." sentences are 'ordinal' too
+
+
+def test_kind_names():
+    assert KIND_NAMES == {
+        'attr': 'attribute', 'rel': 'relation', 'between': 'between',
+        'ord': 'ordinal', 'cmp': 'comparison'
+    }
+    # extreme words parse to 'ord' programs, hence the 'ordinal' kind
+    assert parse_expression('the leftmost red circle')[0] == 'ord'
+    assert parse_expression('the second star from the top')[0] == 'ord'
 
 
 def _obj(shape, colour, size, cx, cy, r=8.0):

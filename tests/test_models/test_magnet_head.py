@@ -302,6 +302,40 @@ def test_loss_ignores_ignored_pixels():
     assert mask_pred.grad[..., :20].abs().min() > 0
 
 
+def test_dense_loss_at_gt_size_sees_sub_cell_boundaries():
+    """The GT boundary lies inside stride-4 cells: at the mask resolution
+    (nearest) it is lost, at the GT size the loss is lower for logits whose
+    upsampled edge sits where the GT edge is."""
+    head_gt = _tiny_head(point_sample_cfg=None, loss_cls=None,
+                         dense_loss_at_gt_size=True)
+    head_small = _tiny_head(point_sample_cfg=None, loss_cls=None)
+    gt = torch.zeros(1, 1, 32, 32, dtype=torch.long)
+    gt[..., :, :14] = 1  # edge at x = 14, inside cell 3 (x 12..15)
+    sample = SegDataSample()
+    sample.gt_sem_seg = PixelData(data=gt[0])
+
+    def loss(head, logits):
+        logits = logits.clone().requires_grad_(True)
+        out = dict(pred_logits=torch.zeros(1, 1, 2), pred_masks=logits,
+                   aux_outputs=[])
+        value = sum(head.loss_by_feat(out, [sample]).values())
+        value.backward()
+        return float(value), logits.grad
+
+    # two 8x8 logit maps: edge after cell 3 vs after cell 2 (the nearest
+    # resize of the GT keeps cell 3 as foreground)
+    a = torch.full((1, 1, 8, 8), -6.0)
+    a[..., :, :4] = 6.0
+    b = torch.full((1, 1, 8, 8), -6.0)
+    b[..., :, :3] = 6.0
+    b[..., :, 3] = 0.0  # half-way: the upsampled edge falls inside cell 3
+    (la_small, _), (lb_small, _) = loss(head_small, a), loss(head_small, b)
+    (la_gt, grad), (lb_gt, _) = loss(head_gt, a), loss(head_gt, b)
+    assert la_small < lb_small  # the coarse loss prefers the coarse edge
+    assert lb_gt < la_gt  # the full-size loss prefers the sub-cell edge
+    assert grad.abs().sum() > 0
+
+
 def test_predict_shape_and_threshold_rule():
     torch.manual_seed(0)
     head = _tiny_head().eval()

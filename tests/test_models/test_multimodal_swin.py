@@ -183,3 +183,58 @@ def test_init_cfg_must_be_pretrained():
     model = MODELS.build(dict(TINY, init_cfg=dict(type='Kaiming')))
     with pytest.raises(ValueError, match="type='Pretrained'"):
         model.init_weights()
+
+
+def test_conv_stem_and_absolute_positions():
+    torch.manual_seed(0)
+    model = MODELS.build(dict(TINY, stem_channels=(8, 16),
+                              use_abs_pos_embed=True, pretrain_img_size=64))
+    model.init_weights()
+    stem = model.patch_embed.projection
+    assert isinstance(stem, torch.nn.Sequential) and len(stem) == 3
+    # the position table is initialised (not left at zeros) and trained
+    assert model.absolute_pos_embed.std() > 0.005
+    words, mask = _words(2)
+    outs = model(torch.randn(2, 3, 64, 64), words, mask)
+    assert [tuple(o.shape[-2:]) for o in outs] == [(16, 16), (8, 8), (4, 4),
+                                                  (2, 2)]
+    sum(o.sum() for o in outs).backward()
+    assert stem[0].conv.weight.grad.abs().sum() > 0
+    assert model.absolute_pos_embed.grad.abs().sum() > 0
+    # the absolute positions make the output depend on where things are:
+    # a shifted image no longer gives a (nearly) shifted feature map
+    model.eval()
+    img = torch.zeros(1, 3, 64, 64)
+    img[..., 8:24, 8:24] = 1
+
+    def shift_error():
+        with torch.no_grad():
+            a = model(img, words[:1], mask[:1])[0][..., 2:6, 2:6]
+            b = model(torch.roll(img, (32, 32), (2, 3)), words[:1],
+                      mask[:1])[0][..., 10:14, 10:14]
+        return float((a - b).abs().max() / a.abs().max())
+
+    with_positions = shift_error()
+    with torch.no_grad():
+        model.absolute_pos_embed.mul_(10)
+    assert shift_error() > 2 * with_positions
+    with torch.no_grad():
+        model.absolute_pos_embed.zero_()
+    assert shift_error() < with_positions
+
+
+def test_absolute_positions_at_another_input_size():
+    model = MODELS.build(dict(TINY, use_abs_pos_embed=True,
+                              pretrain_img_size=64))
+    model.init_weights()
+    model.eval()
+    words, mask = _words(1)
+    outs = model(torch.randn(1, 3, 96, 64), words, mask)
+    assert outs[0].shape[-2:] == (24, 16)
+    # at the table's own size the table is added as it is
+    assert model._position_table((16, 16)) is model.absolute_pos_embed
+
+
+def test_conv_stem_stride_must_match_patch_size():
+    with pytest.raises(ValueError, match='patch_size'):
+        MODELS.build(dict(TINY, stem_channels=(8, 16, 32)))

@@ -23,7 +23,7 @@ from ..conftest import REPO_ROOT, tiny_magnet_cfg
 
 CPU_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'magnet',
-    'magnet_swin-nano_minilm-l6_cpu-500it_refsynth-128x128.py')
+    'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
 TOOLS = osp.join(REPO_ROOT, 'tools', 'analysis_tools')
 
 

@@ -49,8 +49,8 @@ def tiny_model_files(tmp_path_factory, minilm_dir):
     return cfg_file, ckpt
 
 
-def test_demo_writes_overlay_of_the_image_size(tiny_model_files, tmp_path,
-                                               capsys):
+def test_demo_writes_overlay_with_the_legend_below(tiny_model_files,
+                                                   tmp_path, capsys):
     cfg_file, ckpt = tiny_model_files
     rng = np.random.default_rng(5)
     rgb = rng.integers(40, 200, (72, 100, 3), dtype=np.uint8)
@@ -71,26 +71,37 @@ def test_demo_writes_overlay_of_the_image_size(tiny_model_files, tmp_path,
     printed = capsys.readouterr().out
     assert 'the red square' in printed and out_file in printed
     out = np.asarray(Image.open(out_file).convert('RGB'))
-    assert out.shape == rgb.shape  # the image's size
+    # the image on top, the legend on a strip below it; the canvas is
+    # widened to 360 px so that the legend of a small image is readable
+    assert out.shape[0] > 72 and out.shape[1] == 360
 
     masks = probs > thr
     assert 0.3 < masks[0].mean() < 0.7
     expected = blend_mask(blend_mask(rgb, masks[0], EXPRESSION_COLORS[0],
                                      0.5), masks[1], EXPRESSION_COLORS[1], 0.5)
-    y1 = RefSegLocalVisualizer(name='demo_test').legend_box((72, 100), 2)[3]
-    below = (slice(y1, None), )
-    same = (out[below] == expected[below]).all(axis=2)
-    assert same.all()
-    only0 = (masks[0] & ~masks[1])[below]
+    # the whole image region is the overlay: no legend over it
+    np.testing.assert_array_equal(out[:72, :100], expected)
+    only0 = masks[0] & ~masks[1]
     assert only0.sum() > 50
     # masked pixels carry the expression's colour: they moved towards it
     col0 = np.array(EXPRESSION_COLORS[0], np.float32)
-    before = np.abs(rgb[below][only0].astype(np.float32) - col0).sum(1)
-    after = np.abs(out[below][only0].astype(np.float32) - col0).sum(1)
+    before = np.abs(rgb[only0].astype(np.float32) - col0).sum(1)
+    after = np.abs(out[:72, :100][only0].astype(np.float32) - col0).sum(1)
     assert (after < before).all()
-    untouched = ~masks.any(0)[below]
-    np.testing.assert_array_equal(out[below][untouched],
-                                  rgb[below][untouched])
+    untouched = ~masks.any(0)
+    np.testing.assert_array_equal(out[:72, :100][untouched], rgb[untouched])
+    # the legend: a swatch of each expression's colour, below the image,
+    # in order, and text (light pixels) next to them
+    legend = out[72:]
+    rows = []
+    for color in EXPRESSION_COLORS[:2]:
+        hit = (legend == np.array(color, np.uint8)).all(axis=2)
+        assert hit.sum() >= 100, color  # a square swatch, >= 10x10
+        rows.append(np.flatnonzero(hit.any(axis=1)).mean())
+    assert rows[0] < rows[1]
+    assert (legend[:, 40:].max(axis=2) > 200).sum() > 100
+    # right of the image: plain background
+    assert (out[:72, 100:] == out[:72, 100:][0, 0]).all()
 
 
 def test_demo_bad_inputs_fail_with_clear_messages(tmp_path, capsys):

@@ -40,3 +40,31 @@ def test_main_job_end_to_end(tmp_path):
     assert len(overlays) == 2
     img = np.asarray(Image.open(overlays[0]))
     assert img.ndim == 3 and img.shape[2] == 3 and img.shape[0] >= 128
+    # the per-kind / per-length table: one row per group present, one
+    # column per split, and the same numbers in metrics.json
+    import json
+    with open(osp.join(work, 'metrics.json')) as f:
+        metrics = json.load(f)
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith('oIoU by kind / length'))
+    assert lines[start].split()[-3:] == ['val', 'testA', 'testB']
+    group_rows = {}
+    for line in lines[start + 2:]:
+        if not line.strip():
+            break
+        name, *values = line.split()
+        group_rows[name] = values
+    kinds = {k.split('/')[1] for k in metrics
+             if k.count('/') == 2 and not k.split('/')[1].startswith('len')}
+    assert kinds and kinds <= set(group_rows)
+    some = sorted(kinds)[0]
+    value = metrics.get(f'refsynth_unc_val/{some}/oIoU')
+    if value is not None:
+        assert abs(float(group_rows[some][0]) - value) < 0.006
+    # the grid of predictions and the learning curve
+    grid = np.asarray(Image.open(osp.join(work, 'predictions_grid.png')))
+    assert grid.shape[1] > 4 * 128
+    curve = json.load(open(osp.join(work, 'learning_curve.json')))
+    assert curve['points'] and curve['points'][-1]['iter'] == 2
+    assert osp.isfile(osp.join(work, 'learning_curve.png'))

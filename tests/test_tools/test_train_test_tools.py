@@ -17,7 +17,7 @@ from projects.magnet.datasets.synthetic import generate_refer_dataset
 from ..conftest import REPO_ROOT
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'magnet',
-                  'magnet_swin-nano_minilm-l6_cpu-500it_refsynth-128x128.py')
+                  'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
 
 
 def _data_options(root):

@@ -114,6 +114,9 @@ def test_referent_is_the_mask_weighted_mean_of_the_cells():
 
 
 def test_referent_conditioning_switch():
+    # off by default (the paper's formulation has no referent feature)
+    assert MaskGroundingHead(text_channels=16, visual_channels=24,
+                             num_heads=2).referent_proj is None
     head = _head(referent_conditioning=False)
     assert head.referent_proj is None
     words, am, visual, masks, _ = _inputs()
@@ -121,7 +124,7 @@ def test_referent_conditioning_switch():
 
 
 def test_visual_grid_pools_tokens_but_not_the_referent():
-    head = _head(visual_grid=(2, 2)).eval()
+    head = _head(visual_grid=(2, 2), referent_conditioning=True).eval()
     words, am, _, masks, _ = _inputs()
     visual = torch.randn(2, 24, 6, 8)
     out = head(words, am, visual, masks)

@@ -243,3 +243,22 @@ def test_mismatched_mask_grounding_widths_are_reported():
         _model(mask_grounding=dict(MG, text_channels=16, hidden_channels=16))
     with pytest.raises(ValueError, match='visual_level'):
         _model(mask_grounding=dict(MG, visual_level=7))
+
+
+def test_mask_grounding_on_a_fraction_of_the_batch():
+    model = _model(mask_grounding=dict(MG, sample_ratio=0.25))
+    data = _batch(model, batch=2)
+    seen = []
+    head = model.mask_grounding
+    original = head.loss
+
+    def spy(words, *args, **kwargs):
+        seen.append(words.shape[0])
+        return original(words, *args, **kwargs)
+
+    head.loss = spy
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert seen == [1]  # ceil(0.25 * 2)
+    assert torch.isfinite(losses['loss_mg'])
+    with pytest.raises(ValueError, match='sample_ratio'):
+        _model(mask_grounding=dict(MG, sample_ratio=0.0))

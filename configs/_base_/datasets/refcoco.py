@@ -11,10 +11,12 @@ img_scale = (480, 480)
 tokenizer = 'bert-base-uncased'  # hub name or local folder
 max_tokens = 20
 
+# 'kind': the expression kind of the generated dataset's sentences (packed
+# only when present; RefCOCO has none), see RefSegMetric(group_keys=...)
 meta_keys = ('img_path', 'ori_shape', 'img_shape', 'pad_shape',
              'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
              'text', 'input_ids', 'attention_mask', 'ref_id', 'sent_id',
-             'split_tag')
+             'split_tag', 'kind')
 train_pipeline = [
     # PIL decode without EXIF rotation == the official PIL .convert('RGB')
     dict(type='LoadImageFromFile', imdecode_backend='pillow',

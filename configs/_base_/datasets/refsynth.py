@@ -36,3 +36,9 @@ test_dataloader = dict(
         dict(_test, split='testA'),
         dict(_test, split='testB')
     ]))
+# overall scores plus scores per expression kind and per expression length
+# (word count): 'oIoU', 'relation/oIoU', 'len4-6/oIoU', ... on val; with the
+# three test splits 'refsynth_unc_val/relation/oIoU', ...
+val_evaluator = dict(
+    type='RefSegMetric', group_keys=('kind', ), length_buckets=(1, 4, 7, 10))
+test_evaluator = val_evaluator

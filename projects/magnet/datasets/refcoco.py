@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os.path as osp
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.dataset import BaseDataset
 from mmengine.fileio import join_path
@@ -19,6 +19,12 @@ __all__ = ['RefCOCODataset', 'ReferFormatError', 'select_refer_split']
 #: Split names understood by REFER's ``getRefIds(split=...)``.
 REFER_SPLITS = ('train', 'val', 'test', 'testA', 'testB', 'testC', 'testAB',
                 'testBC', 'testAC')
+
+#: Keys of the items that ``sentence_keys`` may not overwrite.
+_RESERVED_KEYS = frozenset(
+    ('raw', 'sent_id', 'text', 'sentences', 'img_path', 'ref_id', 'ann_id',
+     'image_id', 'category_id', 'height', 'width', 'segmentation',
+     'split_tag', 'seg_fields', 'reduce_zero_label'))
 
 
 class ReferFormatError(ValueError):
@@ -80,6 +86,14 @@ class RefCOCODataset(BaseDataset):
       object with all its ``sentences`` (``[{'raw', 'sent_id'}, ...]``);
       the ``SampleSentence`` transform picks one at random.
 
+    Extra per-sentence fields (``sentence_keys``, e.g. the ``kind`` of the
+    generated dataset's expressions): every listed key present in a
+    sentence dict of the refs pickle (it must be a str) is copied into that
+    sentence's item (``per_sentence``) or into its entry of ``sentences``;
+    a sentence without it simply lacks it (RefCOCO has no ``kind``). Add the
+    key to ``PackSegInputs.meta_keys`` to make it reach ``RefSegMetric``
+    (``group_keys``).
+
     Each data info has ``img_path``, ``ref_id``, ``ann_id``, ``image_id``,
     ``category_id``, ``height``, ``width`` (from ``instances.json``),
     ``segmentation`` (the annotation's polygons or RLE, as stored),
@@ -106,6 +120,8 @@ class RefCOCODataset(BaseDataset):
             (``results['split_tag']``), used by ``RefSegMetric`` to report
             several splits evaluated in one run separately. Defaults to
             ``'<dataset>_<split_by>_<split>'``.
+        sentence_keys (Sequence[str]): optional str fields of the sentence
+            dicts kept in the items (see above). Defaults to ``('kind',)``.
         **kwargs: other :class:`mmengine.dataset.BaseDataset` arguments
             (``pipeline``, ``test_mode``, ``serialize_data``, ``lazy_init``,
             ``indices``, ``metainfo``...).
@@ -125,11 +141,23 @@ class RefCOCODataset(BaseDataset):
                  instances_file: Optional[str] = None,
                  per_sentence: Optional[bool] = None,
                  split_tag: Optional[str] = None,
+                 sentence_keys: Sequence[str] = ('kind', ),
                  test_mode: bool = False,
                  **kwargs) -> None:
         if split not in REFER_SPLITS:
             raise ValueError(f'RefCOCODataset: unknown split "{split}"; '
                              f'expected one of {REFER_SPLITS}')
+        if isinstance(sentence_keys, str) or not all(
+                isinstance(k, str) for k in sentence_keys):
+            raise TypeError(
+                'RefCOCODataset: sentence_keys must be a sequence of str '
+                f'(e.g. ("kind",)), got {sentence_keys!r}')
+        clash = sorted(set(sentence_keys) & _RESERVED_KEYS)
+        if clash:
+            raise ValueError(
+                f'RefCOCODataset: sentence_keys {clash} would overwrite '
+                'fields of the items')
+        self.sentence_keys = tuple(sentence_keys)
         self.dataset = dataset
         self.split_by = split_by
         self.split = split
@@ -188,7 +216,11 @@ class RefCOCODataset(BaseDataset):
                     raise ReferFormatError(
                         f'{where}: "sent_ids"[{j}] must be an int, got '
                         f'{sent_id!r}')
-                sents.append(dict(raw=raw, sent_id=sent_id))
+                kept_sent = dict(raw=raw, sent_id=sent_id)
+                for key in self.sentence_keys:
+                    if key in sent:
+                        kept_sent[key] = self._field(sent, key, str, swhere)
+                sents.append(kept_sent)
             kept.append(
                 dict(
                     ref_id=ref_id,
@@ -302,8 +334,12 @@ class RefCOCODataset(BaseDataset):
                 reduce_zero_label=False)
             if self.per_sentence:
                 for sent in ref['sentences']:
-                    data_list.append(
-                        dict(info, text=sent['raw'], sent_id=sent['sent_id']))
+                    item = dict(info, text=sent['raw'],
+                                sent_id=sent['sent_id'])
+                    for key in self.sentence_keys:
+                        if key in sent:
+                            item[key] = sent[key]
+                    data_list.append(item)
             else:
                 info['sentences'] = ref['sentences']
                 data_list.append(info)

@@ -16,6 +16,9 @@ Output layout (the layout ``RefCOCODataset`` reads)::
     <out>/<name>/refs(<split_by>).p    # pickled list of plain ref dicts
     <out>/<name>/instances.json        # COCO images/annotations/categories
 
+Each sentence dict of the refs has REFER's ``raw``, ``sent``, ``tokens`` and
+``sent_id``, plus ``kind``: its expression kind (:data:`KIND_NAMES`).
+
 Masks in ``instances.json``:
 
 * an object drawn on top of nothing: one polygon;
@@ -48,7 +51,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 __all__ = [
-    'SHAPES', 'COLOURS', 'SceneObject', 'parse_expression',
+    'SHAPES', 'COLOURS', 'KIND_NAMES', 'SceneObject', 'parse_expression',
     'resolve_expression', 'render_expression', 'generate_scene',
     'generate_refer_dataset'
 ]
@@ -78,6 +81,15 @@ EXTREME_WORDS = {
 }
 CMP_WORDS = {'largest': ('largest', 'biggest'), 'smallest': ('smallest', )}
 GENERIC_NOUNS = ('shape', 'object')
+#: ``kind`` field of the written sentences, by program kind (ordinals and
+#: extreme words such as "leftmost" are both 'ord' programs).
+KIND_NAMES = {
+    'attr': 'attribute',
+    'rel': 'relation',
+    'between': 'between',
+    'ord': 'ordinal',
+    'cmp': 'comparison',
+}
 
 # Margins, as fractions of the image size / area ratios.
 POS_MARGIN = 0.05
@@ -583,8 +595,13 @@ def _sentence_variants(sent: str, rng: np.random.Generator) -> str:
 
 def _image_refs(objects: List[SceneObject], size: int,
                 rng: np.random.Generator, max_refs: int,
-                max_sents: int) -> List[Tuple[int, List[str]]]:
-    """Pick referred objects and 1..max_sents verified sentences each."""
+                max_sents: int) -> List[Tuple[int, List[Tuple[str, str]]]]:
+    """Pick referred objects and 1..max_sents verified sentences each.
+
+    Returns:
+        list: ``(target, [(sentence, kind name), ...])`` per referred object,
+        the kind name being ``KIND_NAMES[program kind]``.
+    """
     order = rng.permutation(len(objects))
     refs = []
     for target in order:
@@ -595,7 +612,7 @@ def _image_refs(objects: List[SceneObject], size: int,
         if not kinds:
             continue
         n = int(rng.integers(1, max_sents + 1))
-        sents: List[str] = []
+        sents: List[Tuple[str, str]] = []
         for kind in rng.permutation(kinds)[:n]:
             prog = progs[kind][int(rng.integers(len(progs[kind])))]
             sent = render_expression(prog, rng)
@@ -603,8 +620,8 @@ def _image_refs(objects: List[SceneObject], size: int,
             if not _is_unique(parse_expression(sent), objects, int(target),
                               size):
                 raise AssertionError(f'ambiguous expression: {sent!r}')
-            if sent not in sents:
-                sents.append(sent)
+            if all(sent != s for s, _ in sents):
+                sents.append((sent, KIND_NAMES[str(kind)]))
         refs.append((int(target), sents))
     return refs
 
@@ -705,14 +722,15 @@ def generate_refer_dataset(out_dir: str,
                                          max_sentences_per_ref):
             ref_id += 1
             sentences = []
-            for sent in sents:
+            for sent, kind in sents:
                 sent_id += 1
                 sentences.append(
                     dict(
                         raw=_sentence_variants(sent, rng),
                         sent=sent,
                         tokens=sent.split(),
-                        sent_id=sent_id))
+                        sent_id=sent_id,
+                        kind=kind))
             refs.append(
                 dict(
                     ref_id=ref_id,

@@ -1,8 +1,9 @@
 """Referring segmentation metrics with the official MagNet/LAVT protocol."""
 from __future__ import annotations
 
+import numbers
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -14,7 +15,7 @@ from mmseg.registry import METRICS
 
 from ..datasets.transforms.loading import decode_refer_mask
 
-__all__ = ['RefSegMetric', 'refseg_scores']
+__all__ = ['RefSegMetric', 'refseg_scores', 'length_bucket_names']
 
 
 def refseg_scores(intersections: np.ndarray,
@@ -45,6 +46,38 @@ def refseg_scores(intersections: np.ndarray,
         scores[f'Pr@{t:g}'] = float((iou >= t).mean() * 100) \
             if len(iou) else 0.
     return scores
+
+
+def _span_name(lo: int, hi: Optional[int]) -> str:
+    """Name of the word-count bucket ``[lo, hi)`` (``hi=None``: open)."""
+    if hi is None:
+        return f'len{lo}+'
+    return f'len{lo}' if hi - lo == 1 else f'len{lo}-{hi - 1}'
+
+
+def length_bucket_names(edges: Sequence[int]) -> List[str]:
+    """Names of the expression-length buckets of ``RefSegMetric``.
+
+    ``edges`` (strictly increasing ints >= 0) are the first word counts of
+    the buckets ``[e0, e1)``, ``[e1, e2)``, ..., ``[e_last, inf)``, plus
+    ``[0, e0)`` when ``e0 > 0``. A bucket ``[a, b)`` is named
+    ``'len{a}-{b-1}'`` (``'len{a}'`` when it holds a single count), the last
+    ``'len{e_last}+'``: ``(1, 4, 7, 10)`` gives ``['len0', 'len1-3',
+    'len4-6', 'len7-9', 'len10+']``.
+    """
+    edges = list(edges)
+    if not edges or any(
+            not isinstance(e, numbers.Integral) or isinstance(e, bool)
+            or e < 0 for e in edges) or any(
+                a >= b for a, b in zip(edges, edges[1:])):
+        raise ValueError('length_buckets must be strictly increasing ints '
+                         f'>= 0, got {edges!r}')
+    edges = [int(e) for e in edges]
+    bounds = ([0] if edges[0] > 0 else []) + edges
+    return [
+        _span_name(lo, hi)
+        for lo, hi in zip(bounds, bounds[1:] + [None])
+    ]
 
 
 @METRICS.register_module()
@@ -82,12 +115,44 @@ class RefSegMetric(BaseMetric):
             dict(type='RefCOCODataset', split='testA', **common)]), ...)
         test_evaluator = dict(type='RefSegMetric')
 
+    Scores per group (diagnostics), in addition to the overall ones of each
+    split:
+
+    * ``group_keys``: for each listed meta key (add it to
+      ``PackSegInputs.meta_keys``), scores per value of the key, e.g. per
+      expression ``kind`` of the generated dataset (``'attribute'``,
+      ``'relation'``...): ``'<value>/oIoU'``... with a single split,
+      ``'<split_tag>/<value>/oIoU'``... with several. Samples without the
+      key belong to no group of that key (their number is logged).
+    * ``length_buckets``: scores per expression length, the number of
+      words of the ``text`` meta key (``text.split()``), bucketed by edges
+      named as :func:`length_bucket_names` says: ``(1, 4, 7, 10)`` reports
+      ``'len0'`` (empty text), ``'len1-3'``, ``'len4-6'``, ``'len7-9'`` and
+      ``'len10+'``, as ``'len4-6/oIoU'`` or ``'<split_tag>/len4-6/oIoU'``.
+      Works on any REFER data (only ``text`` is needed).
+
+    Only non-empty groups are reported, after the split's overall scores:
+    the ``group_keys`` groups in key order then sorted by value, then the
+    length buckets in order. A group name that two sources share (say a
+    value ``'len1-3'`` of a group key) is reported as ``'<key>=<value>'``
+    (``'text'`` being the key of the length buckets). With neither option
+    the keys are exactly the overall ones. For example::
+
+        val_evaluator = dict(type='RefSegMetric', group_keys=('kind', ),
+                             length_buckets=(1, 4, 7, 10))
+        # -> 'oIoU', ..., 'relation/oIoU', ..., 'len4-6/mIoU', ...
+
     Args:
         iou_thrs (Sequence[float]): thresholds of the ``Pr@t`` scores.
         ignore_index (int): GT value excluded from I and U. Defaults to 255.
         at_original_resolution (bool): see above. Defaults to False.
         split_key (str, optional): meta key grouping the rows into splits;
             None reports everything as one split. Defaults to 'split_tag'.
+        group_keys (Sequence[str]): meta keys scored per value (see above).
+            Defaults to ().
+        length_buckets (Sequence[int], optional): edges of the expression
+            length buckets (see above); None: no length scores.
+            Defaults to None.
         collect_device (str): 'cpu' or 'gpu'. Defaults to 'cpu'.
         prefix (str, optional): metric name prefix. Defaults to None.
     """
@@ -99,6 +164,8 @@ class RefSegMetric(BaseMetric):
                  ignore_index: int = 255,
                  at_original_resolution: bool = False,
                  split_key: Optional[str] = 'split_tag',
+                 group_keys: Sequence[str] = (),
+                 length_buckets: Optional[Sequence[int]] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
@@ -108,6 +175,38 @@ class RefSegMetric(BaseMetric):
         self.ignore_index = ignore_index
         self.at_original_resolution = at_original_resolution
         self.split_key = split_key
+        if isinstance(group_keys, str) or not all(
+                isinstance(k, str) for k in group_keys):
+            raise TypeError('RefSegMetric: group_keys must be a sequence of '
+                            f'str (e.g. ("kind",)), got {group_keys!r}')
+        self.group_keys = tuple(group_keys)
+        self._bucket_names = None if length_buckets is None else \
+            length_bucket_names(length_buckets)
+        self.length_buckets = None if length_buckets is None else tuple(
+            int(e) for e in length_buckets)
+        #: group sources: the group keys, then 'text' for the lengths
+        self._sources = self.group_keys + (
+            ('text', ) if length_buckets is not None else ())
+
+    def _length_bucket(self, text: Any) -> Optional[str]:
+        """Bucket name of a ``text`` meta value (None: not a str)."""
+        if not isinstance(text, str):
+            return None
+        n = len(text.split())
+        index = int(np.searchsorted(self.length_buckets, n, side='right'))
+        if self.length_buckets[0] > 0:
+            return self._bucket_names[index]
+        return self._bucket_names[index - 1]
+
+    def _labels(self, sample: dict) -> Tuple[Optional[str], ...]:
+        """Group of the sample per source (None: it has no such key)."""
+        labels = []
+        for key in self.group_keys:
+            value = sample.get(key)
+            labels.append(None if value is None else str(value))
+        if self.length_buckets is not None:
+            labels.append(self._length_bucket(sample.get('text')))
+        return tuple(labels)
 
     def _pred_and_gt(self, sample: dict, name: str):
         pred = sample['pred_sem_seg']['data'].squeeze(0)
@@ -158,29 +257,83 @@ class RefSegMetric(BaseMetric):
             key = None
             if 'ref_id' in sample:
                 key = (split, sample['ref_id'], sample.get('sent_id'))
-            self.results.append((split, key, inter, union))
+            if self._sources:
+                self.results.append(
+                    (split, key, inter, union, self._labels(sample)))
+            else:
+                self.results.append((split, key, inter, union))
 
     def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:
-        """Scores per split (plain keys when there is a single split)."""
+        """Scores per split (plain keys when there is a single split),
+        then per group of each split (see the class docstring)."""
         seen = set()
         groups: Dict[str, List[tuple]] = OrderedDict()
+        # split -> source index -> label -> [(I, U), ...]
+        subgroups: Dict[str, List[Dict[str, List[tuple]]]] = {}
+        missing = [0] * len(self._sources)
         duplicates = 0
-        for split, key, inter, union in results:
+        for split, key, inter, union, *rest in results:
             if key is not None:
                 if key in seen:
                     duplicates += 1
                     continue
                 seen.add(key)
             groups.setdefault(split, []).append((inter, union))
+            if not self._sources:
+                continue
+            per_source = subgroups.setdefault(
+                split, [dict() for _ in self._sources])
+            labels = rest[0] if rest else (None, ) * len(self._sources)
+            for s, label in enumerate(labels):
+                if label is None:
+                    missing[s] += 1
+                else:
+                    per_source[s].setdefault(label, []).append(
+                        (inter, union))
         if duplicates:
             print_log(
                 f'RefSegMetric: ignored {duplicates} duplicated '
                 '(split_tag, ref_id, sent_id) rows', logger='current')
+        if any(missing):
+            total = sum(len(rows) for rows in groups.values())
+            print_log(
+                'RefSegMetric: samples in no group (meta key absent): ' +
+                ', '.join(f'{n} of {total} without "{src}"'
+                          for src, n in zip(self._sources, missing) if n),
+                logger='current')
+        names = self._group_names(subgroups)
         metrics: Dict[str, float] = OrderedDict()
         for split, rows in groups.items():
-            inter, union = np.asarray(rows, dtype=np.int64).reshape(-1, 2).T
-            scores = refseg_scores(inter, union, self.iou_thrs)
-            for name, value in scores.items():
-                full = f'{split}/{name}' if len(groups) > 1 else name
-                metrics[full] = value
+            prefix = f'{split}/' if len(groups) > 1 else ''
+            self._add_scores(metrics, prefix, rows)
+            for s, by_label in enumerate(subgroups.get(split, ())):
+                for label in self._ordered(s, by_label):
+                    self._add_scores(metrics,
+                                     f'{prefix}{names[s, label]}/',
+                                     by_label[label])
         return metrics
+
+    def _add_scores(self, metrics: dict, prefix: str,
+                    rows: List[tuple]) -> None:
+        inter, union = np.asarray(rows, dtype=np.int64).reshape(-1, 2).T
+        for name, value in refseg_scores(inter, union,
+                                         self.iou_thrs).items():
+            metrics[f'{prefix}{name}'] = value
+
+    def _ordered(self, source: int, by_label: dict) -> List[str]:
+        """Group keys' values sorted; length buckets in edge order."""
+        if source == len(self.group_keys):  # the length buckets
+            return [b for b in self._bucket_names if b in by_label]
+        return sorted(by_label)
+
+    def _group_names(self, subgroups: dict) -> Dict[tuple, str]:
+        """Reported name of each (source, label): the label, or
+        ``'<source>=<label>'`` when several sources share the label."""
+        sources_of: Dict[str, set] = {}
+        for per_source in subgroups.values():
+            for s, by_label in enumerate(per_source):
+                for label in by_label:
+                    sources_of.setdefault(label, set()).add(s)
+        return {(s, label): label if len(srcs) == 1 else
+                f'{self._sources[s]}={label}'
+                for label, srcs in sources_of.items() for s in srcs}

@@ -6,7 +6,9 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
-from mmengine.model.weight_init import constant_init, trunc_normal_init
+from mmcv.cnn import ConvModule
+from mmengine.model.weight_init import (constant_init, trunc_normal_,
+                                        trunc_normal_init)
 from mmseg.models.backbones.swin import SwinTransformer
 from mmseg.registry import MODELS
 
@@ -18,6 +20,34 @@ from ..utils.init_cfg import pretrained_checkpoint
 from ..utils.swin_checkpoint import load_swin_pretrained
 
 Tensor = torch.Tensor
+
+
+def conv_stem(patch_conv: nn.Conv2d, channels: Sequence[int],
+              norm_cfg: dict) -> nn.Sequential:
+    """A convolutional stem with the stride and width of ``patch_conv``.
+
+    ``len(channels)`` 3x3 stride-2 ConvModules (conv, norm, ReLU) and a 1x1
+    projection: (B, 3, H, W) -> (B, embed_dims, H / 2^k, W / 2^k).
+    """
+    stride = patch_conv.stride[0]
+    if stride != 2**len(channels) or patch_conv.stride[0] != \
+            patch_conv.stride[1]:
+        raise ValueError(
+            f'stem_channels={tuple(channels)} gives stride '
+            f'{2 ** len(channels)}, the patch embedding has stride '
+            f'{tuple(patch_conv.stride)}: use patch_size = 2 ** '
+            'len(stem_channels)')
+    layers, cin = [], patch_conv.in_channels
+    for c in channels:
+        norm = dict(norm_cfg)
+        if norm.get('type') == 'GN':
+            norm['num_groups'] = min(norm.get('num_groups', 8), c)
+        layers.append(
+            ConvModule(cin, c, 3, stride=2, padding=1, norm_cfg=norm,
+                       act_cfg=dict(type='ReLU')))
+        cin = c
+    layers.append(nn.Conv2d(cin, patch_conv.out_channels, 1))
+    return nn.Sequential(*layers)
 
 
 @MODELS.register_module()
@@ -50,6 +80,16 @@ class MultimodalSwin(SwinTransformer):
             through :mod:`..utils.fast_window_attention` (no qkv/proj on the
             padding, ``scaled_dot_product_attention``); same function and
             parameters, mmseg's forward in training.
+        stem_channels (Sequence[int], optional): Replace the patch
+            embedding's single ``patch_size`` x ``patch_size`` convolution by
+            a convolutional stem: one 3x3 stride-2 ConvModule (conv, norm,
+            ReLU) per entry, then a 1x1 projection to ``embed_dims``; needs
+            ``patch_size == 2 ** len(stem_channels)``. Small transformers
+            trained from scratch learn faster with one ("early convolutions").
+            Not in the paper model (its Swin weights have a patch conv).
+            Defaults to None.
+        stem_norm_cfg (dict): Norm of the stem's convolutions. Defaults to
+            GN with 8 groups (batch-size independent).
         **kwargs: mmseg ``SwinTransformer`` arguments (``embed_dims``,
             ``depths``, ``num_heads``, ``window_size``, ``drop_path_rate``,
             ``init_cfg`` ...). ``init_cfg=dict(type='Pretrained',
@@ -66,8 +106,18 @@ class MultimodalSwin(SwinTransformer):
                  use_alignment: bool = True,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  fast_window_attention: bool = True,
+                 stem_channels: Optional[Sequence[int]] = None,
+                 stem_norm_cfg: dict = dict(type='GN', num_groups=8),
                  **kwargs) -> None:
         super().__init__(out_indices=out_indices, **kwargs)
+        if self.use_abs_pos_embed:
+            size = kwargs.get('pretrain_img_size', 224)
+            size = (size, size) if isinstance(size, int) else tuple(size)
+            patch = kwargs.get('patch_size', 4)
+            self.pos_embed_shape = (size[0] // patch, size[1] // patch)
+        if stem_channels:
+            self.patch_embed.projection = conv_stem(
+                self.patch_embed.projection, stem_channels, stem_norm_cfg)
         if fast_window_attention:
             use_fast_window_attention(self)
         num_stages = len(self.stages)
@@ -109,6 +159,8 @@ class MultimodalSwin(SwinTransformer):
                 trunc_normal_init(m, std=.02, bias=0.)
             elif isinstance(m, nn.LayerNorm):
                 constant_init(m, val=1.0, bias=0.)
+        if self.use_abs_pos_embed:
+            trunc_normal_(self.absolute_pos_embed, std=.02)
         for gate in self.gates:
             gate.init_weights()
         self._is_init = True
@@ -131,8 +183,21 @@ class MultimodalSwin(SwinTransformer):
         """Patch embedding. (B, 3, H, W) -> (B, H/4 * W/4, C0), (H/4, W/4)."""
         x, hw_shape = self.patch_embed(img)
         if self.use_abs_pos_embed:
-            x = x + self.absolute_pos_embed
+            x = x + self._position_table(hw_shape)
         return self.drop_after_pos(x), hw_shape
+
+    def _position_table(self, hw_shape: Tuple[int, int]) -> Tensor:
+        """The absolute position table, (1, H*W, C), bicubically resized
+        when the input is not ``pretrain_img_size`` (mmseg's Swin adds it
+        only at that size)."""
+        table = self.absolute_pos_embed
+        h, w = self.pos_embed_shape
+        if (h, w) == tuple(hw_shape):
+            return table
+        grid = table.transpose(1, 2).reshape(1, -1, h, w)
+        grid = torch.nn.functional.interpolate(
+            grid, size=tuple(hw_shape), mode='bicubic', align_corners=False)
+        return grid.flatten(2).transpose(1, 2)
 
     def forward_blocks(self, stage: int, x: Tensor,
                        hw_shape: Tuple[int, int]) -> Tensor:

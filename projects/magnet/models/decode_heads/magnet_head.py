@@ -139,6 +139,11 @@ class MagNetHead(BaseModule):
             ``oversample_ratio``, ``importance_sample_ratio`` of uncertainty
             point sampling for the mask losses; None computes them densely on
             the GT resized (nearest) to the mask resolution.
+        dense_loss_at_gt_size (bool): With ``point_sample_cfg=None``,
+            upsample the mask logits (bilinear) to the GT size instead and
+            compute the dense losses there: the loss then sees the object
+            boundaries inside each stride-4 cell (small images, small
+            objects). Defaults to False.
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -192,6 +197,7 @@ class MagNetHead(BaseModule):
                      num_points=12544,
                      oversample_ratio=3.0,
                      importance_sample_ratio=0.75),
+                 dense_loss_at_gt_size: bool = False,
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(init_cfg=init_cfg)
         # attributes read by mmseg's EncoderDecoder
@@ -205,6 +211,7 @@ class MagNetHead(BaseModule):
         self.no_object_weight = no_object_weight
         self.point_sample_cfg = (
             dict(point_sample_cfg) if point_sample_cfg is not None else None)
+        self.dense_loss_at_gt_size = dense_loss_at_gt_size
 
         self.pixel_decoder = MSDeformAttnPixelDecoder(
             in_channels=in_channels,
@@ -425,6 +432,12 @@ class MagNetHead(BaseModule):
                     gt_valid.float(), points,
                     padding_mode='border')[:, 0] > 1 - 1e-4
             pred = point_sample(logits, points, padding_mode='border')[:, 0]
+        elif self.dense_loss_at_gt_size:
+            target = gt_fg.flatten(1)
+            valid = gt_valid.flatten(1)
+            pred = F.interpolate(
+                logits, size=gt.shape[-2:], mode='bilinear',
+                align_corners=self.align_corners).flatten(1)
         else:
             target = fg_small.flatten(1)
             valid = valid_small.flatten(1)

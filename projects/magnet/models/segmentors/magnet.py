@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -338,7 +339,13 @@ class MagNet(EncoderDecoder):
     def mask_grounding_loss(self, inputs: Tensor, data_samples: SampleList,
                             input_ids: Tensor,
                             attention_mask: Tensor) -> Dict[str, Tensor]:
-        """Mask Grounding loss (``loss_mg``, ``acc_mg``)."""
+        """Mask Grounding loss (``loss_mg``, ``acc_mg``) on the first
+        ``ceil(sample_ratio * B)`` samples of the batch."""
+        ratio = getattr(self.mask_grounding, 'sample_ratio', 1.0)
+        if ratio < 1:
+            k = max(1, math.ceil(ratio * inputs.shape[0]))
+            inputs, data_samples = inputs[:k], data_samples[:k]
+            input_ids, attention_mask = input_ids[:k], attention_mask[:k]
         return self.mask_grounding.loss(*self._mask_grounding_inputs(
             inputs, data_samples, input_ids, attention_mask))
 
