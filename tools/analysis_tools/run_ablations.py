@@ -1,27 +1,72 @@
-"""Train the ablation set at an equal budget and tabulate the results.
+"""Train ablation configs at an equal budget over seeds; tabulate mean+-std.
 
-For every config (default: the CPU ablation set on the generated dataset):
+For every config (``--set all``: the six CPU ablation configs on the
+generated dataset; ``--set objectives``: magnet, magnet-wo-mg, lavt-style,
+lavt-style-mg; or ``--configs``) and every seed of ``--seeds``:
 
-1. train it with ``tools/train.py`` (same data, seed, batch and iteration
-   budget for all);
-2. evaluate the last checkpoint on the val split (oIoU, mIoU, Pr@0.5-0.9);
+1. train it with ``tools/train.py`` in ``<work-dir>/<name>/seed<S>``
+   (``randomness.seed=S``; same data, batch and budget for all), output in
+   ``<work-dir>/<name>/seed<S>/train.log``; up to ``--parallel`` trainings
+   run at once, as subprocesses;
+2. once every training has finished, evaluate each last checkpoint on the
+   val split: oIoU, mIoU, Pr@0.5-0.9, overall, per expression kind
+   (``<kind>/oIoU``...) and per expression length (``len4-6/oIoU``...);
 3. for models with a Mask Grounding head: masked-token accuracy on val with
    the real image and mask, a blank image, a blank mask, and both blank -
    the same tokens are masked in every condition (one seeded generator per
-   condition). Vision is used when "real" beats "blank image".
+   condition, ``--mg-seed``). Vision is used when "real" beats "blank
+   image".
 
-Writes ``<work-dir>/ablations.json`` and ``<work-dir>/ablations.md``.
+Then, per config, the mean and the sample standard deviation (ddof=1; '-'
+with one seed) over the seeds of every number, and the paired differences
+magnet - magnet-wo-mg and lavt-style-mg - lavt-style (per seed, same seed
+paired, then mean +- std over seeds). Writes ``<work-dir>/ablations.json``
+(per-run raw numbers, including the length buckets, and the aggregates) and
+``<work-dir>/ablations.md`` (one table of configs, one of the paired
+differences, the budget).
+
+Budget. Fixed iterations is the fair default for an ablation: every config
+sees the same training samples in the same order (per seed), whatever its
+speed. So with neither ``--max-iters`` nor ``--max-time``, a config with a
+wall-time loop (``TimeBudgetTrainLoop``, the CPU configs) trains
+``DEFAULT_MAX_ITERS`` iterations; other configs keep their own length (the
+ablation configs of a set have equal lengths by design). ``--max-time S``
+trains every run for S seconds instead (the number of iterations then
+depends on each model's speed and on the machine's load, ``--parallel``
+included). Both go through ``tools/main_job.py``'s ``length_overrides``.
+
+Parallel runs. ``--parallel N`` runs up to N trainings at once. With
+N > 1 each training gets ``OMP_NUM_THREADS=1`` (and ``MKL_NUM_THREADS=1``):
+on a 2-core machine two single-thread runs finish the set about 2x sooner
+than one run after the other (two OpenMP threads per run would spin
+against each other). Evaluation runs afterwards, in this process, one run
+at a time (nothing else competes for the cores then).
+
+A failed training (or evaluation) is reported with its log and stays in the
+table: its config row says which seeds failed (all cells 'failed' when no
+seed succeeded) and under "Failed runs" with its log; the exit status is
+then 1. ``--skip-existing`` reuses a finished training of the same (config,
+seed) and the same overrides (the list is kept in the run's
+``ablation_run.json``).
 
 Usage:
-    python tools/analysis_tools/run_ablations.py [--configs CFG ...]
-        [--work-dir DIR] [--max-iters N] [--data-root DIR]
-        [--skip-existing] [--cfg-options KEY=VALUE ...]
+    python tools/analysis_tools/run_ablations.py [--set {all,objectives}]
+        [--configs CFG ...] [--seeds S ...] [--work-dir DIR]
+        [--max-iters N | --max-time SECONDS] [--parallel N]
+        [--data-root DIR] [--skip-existing] [--cfg-options KEY=VALUE ...]
 """
 import argparse
 import json
+import os
 import os.path as osp
+import re
+import statistics
+import subprocess
 import sys
 import time
+import traceback
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -32,53 +77,288 @@ import main_job  # noqa: E402  (the main job's data/train helpers)
 from projects.magnet.models.auxiliary.mask_grounding import \
     CONTROL_CONDITIONS as CONDITIONS  # noqa: E402
 
-CPU_SUFFIX = 'swin-nano_minilm-l6_cpu-500it_refsynth-128x128.py'
-DEFAULT_CONFIGS = [
-    osp.join(ROOT, 'configs', 'magnet', 'magnet_' + CPU_SUFFIX),
-] + [
-    osp.join(ROOT, 'configs', 'magnet', 'ablations', f'{name}_{CPU_SUFFIX}')
-    for name in ('magnet-wo-mg', 'magnet-wo-cal', 'magnet-wo-cam',
-                 'lavt-style', 'lavt-style-mg')
-]
+CPU_SUFFIX = 'swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py'
+
+
+def _cpu_config(name):
+    if name == 'magnet':
+        return osp.join(ROOT, 'configs', 'magnet', f'magnet_{CPU_SUFFIX}')
+    return osp.join(ROOT, 'configs', 'magnet', 'ablations',
+                    f'{name}_{CPU_SUFFIX}')
+
+
+SETS = OrderedDict(
+    all=[_cpu_config(n) for n in ('magnet', 'magnet-wo-mg', 'magnet-wo-cal',
+                                  'magnet-wo-cam', 'lavt-style',
+                                  'lavt-style-mg')],
+    objectives=[_cpu_config(n) for n in ('magnet', 'magnet-wo-mg',
+                                         'lavt-style', 'lavt-style-mg')])
+DEFAULT_CONFIGS = SETS['all']
+#: fixed length of a TimeBudgetTrainLoop config when neither --max-iters
+#: nor --max-time is given
+DEFAULT_MAX_ITERS = 300
 METRICS = ['oIoU', 'mIoU', 'Pr@0.5', 'Pr@0.6', 'Pr@0.7', 'Pr@0.8', 'Pr@0.9']
+#: the overall columns of the markdown table (all of METRICS in the JSON)
+TABLE_METRICS = ['oIoU', 'mIoU', 'Pr@0.5']
+#: masked-token accuracy conditions of the markdown table (all in the JSON)
+TABLE_CONDITIONS = ['real', 'blank image', 'blank mask']
+#: (a, b): the table of paired differences a - b, when both were run
+PAIRS = [('magnet', 'magnet-wo-mg'), ('lavt-style-mg', 'lavt-style')]
+MG_PREFIX = 'MG acc/'
+#: a length bucket of RefSegMetric (``length_bucket_names``), possibly
+#: qualified as 'text=<bucket>' when a group key has the same value
+LENGTH_GROUP = re.compile(r'^(text=)?len\d+(-\d+|\+)?$')
+RUN_MARKER = 'ablation_run.json'
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--configs', nargs='+', default=DEFAULT_CONFIGS)
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--set', choices=list(SETS), default='all',
+                        help='the configs: all six CPU ablation configs, or '
+                        'the four of the objectives (magnet, magnet-wo-mg, '
+                        'lavt-style, lavt-style-mg)')
+    parser.add_argument('--configs', nargs='+', default=None,
+                        help='these configs instead of --set')
     parser.add_argument('--work-dir', default='work_dirs/ablations')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the generated dataset, and the '
+                        'training seed when --seeds is not given')
+    parser.add_argument('--seeds', type=int, nargs='+', default=None,
+                        help='train every config once per seed '
+                        '(randomness.seed; default: --seed)')
     parser.add_argument('--max-iters', type=int, default=None,
-                        help='training budget of every config (default: '
-                        'each config\'s own; they are equal by design)')
+                        help='train exactly N iterations (default for '
+                        'TimeBudgetTrainLoop configs: '
+                        f'{DEFAULT_MAX_ITERS}; other configs: their own '
+                        'length)')
+    parser.add_argument('--max-time', type=float, default=None,
+                        help='train every run for this many seconds '
+                        '(TimeBudgetTrainLoop configs) instead of a fixed '
+                        'number of iterations')
+    parser.add_argument('--parallel', type=int, default=1,
+                        help='trainings run at once (each single-threaded '
+                        'when > 1)')
     parser.add_argument('--data-root', default=None)
     parser.add_argument('--num-train-images', type=int, default=2000)
     parser.add_argument('--num-val-images', type=int, default=200)
     parser.add_argument('--num-test-images', type=int, default=200)
-    parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--mg-seed', type=int, default=0,
                         help='seed of the token masking used to measure '
                         'masked-token accuracy')
     parser.add_argument('--mg-repeats', type=int, default=3,
                         help='masking draws per val sample')
     parser.add_argument('--skip-existing', action='store_true',
-                        help='reuse a finished training run')
+                        help='reuse a finished training of the same '
+                        '(config, seed) and overrides')
     parser.add_argument('--cfg-options', nargs='+', default=[])
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.parallel < 1:
+        parser.error('--parallel must be >= 1')
+    if args.max_iters is not None and args.max_iters < 1:
+        parser.error('--max-iters must be >= 1')
+    if args.max_time is not None and args.max_time <= 0:
+        parser.error('--max-time must be > 0')
+    if args.configs is None:
+        args.configs = list(SETS[args.set])
+    if args.seeds is None:
+        args.seeds = [args.seed]
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f'--seeds has duplicates: {args.seeds}')
+    return args
 
 
-def budget_overrides(n):
-    """The training length (and no in-training validation: every config
-    is evaluated once, after training)."""
-    overrides = []
-    if n:
-        overrides = [f'max_iters={n}', f'train_cfg.max_iters={n}',
-                     f'default_hooks.checkpoint.interval={n}',
-                     f'param_scheduler.1.end={n}']
-    return overrides + ['train_cfg.val_begin=1000000000']
+# ----------------------------------------------------------------------
+# configuration of the runs
+
+
+def display_path(path):
+    """``path`` relative to the repository when inside it."""
+    rel = osp.relpath(path, ROOT)
+    return path if rel.startswith('..') else rel
+
+
+def config_name(config):
+    return osp.basename(config).split('_')[0]
+
+
+def load_cfg(config, overrides=()):
+    """The config with ``key=value`` overrides merged (tools/train.py's
+    syntax)."""
+    from mmengine.config import Config, DictAction
+    cfg = Config.fromfile(config)
+    if overrides:
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        cfg.merge_from_dict(
+            parser.parse_args(['--cfg-options'] +
+                              list(overrides)).cfg_options)
+    return cfg
+
+
+def budget_args(args, config):
+    """``(max_iters, max_time)`` of ``config``'s runs (see the docstring:
+    fixed iterations unless ``--max-time`` is given)."""
+    max_iters, max_time = args.max_iters, args.max_time
+    if max_iters is None and max_time is None:
+        train_cfg = load_cfg(config).train_cfg
+        if train_cfg.get('type') == 'TimeBudgetTrainLoop':
+            max_iters = DEFAULT_MAX_ITERS
+    return max_iters, max_time
+
+
+def run_overrides(args, config, seed):
+    """Every override of one run: length, no in-training validation (each
+    run is evaluated once, after training), data root, seed, then the
+    user's ``--cfg-options``."""
+    max_iters, max_time = budget_args(args, config)
+    job = argparse.Namespace(config=config, max_iters=max_iters,
+                             max_time=max_time, data_root=args.data_root)
+    overrides = main_job.length_overrides(job)
+    overrides.append('train_cfg.val_begin=1000000000')
+    overrides += main_job.data_root_overrides(job)[1]
+    overrides.append(f'randomness.seed={seed}')
+    return overrides + list(args.cfg_options)
+
+
+def switches(config):
+    model = load_cfg(config).model
+    on = lambda x: 'yes' if x else 'no'
+    return (on(model.get('mask_grounding')),
+            on(model.get('alignment_loss')),
+            on(model.backbone.get('use_alignment', True)))
+
+
+def describe_budget(cfg):
+    """The run length of a (merged) config, as a dict."""
+    train_cfg = cfg.train_cfg
+    out = dict(loop=train_cfg.get('type'),
+               batch_size=cfg.train_dataloader.get('batch_size'))
+    if train_cfg.get('type') == 'TimeBudgetTrainLoop':
+        if train_cfg.get('min_iters') == train_cfg.get('max_iters'):
+            out['max_iters'] = train_cfg.get('max_iters')
+        else:
+            out['max_time'] = train_cfg.get('max_time')
+    elif 'max_epochs' in train_cfg:
+        out['max_epochs'] = train_cfg.max_epochs
+    else:
+        out['max_iters'] = train_cfg.get('max_iters')
+    return out
+
+
+def trained_length(checkpoint):
+    """Iterations (or epochs) of a checkpoint, from its file name."""
+    found = re.search(r'(iter|epoch)_(\d+)\.pth$', checkpoint or '')
+    return (found.group(1), int(found.group(2))) if found else (None, None)
+
+
+# ----------------------------------------------------------------------
+# training
+
+
+def read_marker(run_dir):
+    try:
+        with open(osp.join(run_dir, RUN_MARKER)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def reusable(run):
+    """The checkpoint of a finished training of the same run, or None."""
+    marker = read_marker(run['work_dir'])
+    if not marker or marker.get('status') != 'ok':
+        return None
+    if marker.get('config') != run['config'] or \
+            marker.get('overrides') != run['overrides']:
+        return None
+    checkpoint = marker.get('checkpoint')
+    return checkpoint if checkpoint and osp.isfile(checkpoint) else None
+
+
+def train_run(run, parallel):
+    """Train one (config, seed) in a subprocess; returns its outcome
+    (``status`` 'ok' or 'failed', ``log``, ``checkpoint``...)."""
+    work_dir = run['work_dir']
+    os.makedirs(work_dir, exist_ok=True)
+    log = osp.join(work_dir, 'train.log')
+    for stale in (RUN_MARKER, 'last_checkpoint'):
+        if osp.isfile(osp.join(work_dir, stale)):
+            os.remove(osp.join(work_dir, stale))
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'),
+           run['config'], '--work-dir', work_dir,
+           '--cfg-options'] + run['overrides']
+    env = dict(os.environ)
+    if parallel > 1:
+        env.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    start = time.time()
+    outcome = dict(status='failed', log=log, checkpoint=None)
+    try:
+        with open(log, 'w') as f:
+            f.write('+ ' + ' '.join(cmd) + '\n')
+            f.flush()
+            proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f,
+                                  stderr=subprocess.STDOUT)
+        outcome['returncode'] = proc.returncode
+        last = osp.join(work_dir, 'last_checkpoint')
+        if proc.returncode == 0 and osp.isfile(last):
+            with open(last) as f:
+                checkpoint = f.read().strip()
+            if osp.isfile(checkpoint):
+                outcome.update(status='ok', checkpoint=checkpoint)
+            else:
+                outcome['error'] = f'checkpoint {checkpoint} not found'
+        else:
+            outcome['error'] = (f'tools/train.py exited with '
+                                f'{proc.returncode}')
+    except Exception as e:  # noqa: BLE001  (reported, not raised)
+        outcome['error'] = f'{type(e).__name__}: {e}'
+    outcome['train_seconds'] = time.time() - start
+    with open(osp.join(work_dir, RUN_MARKER), 'w') as f:
+        json.dump(dict(config=run['config'], seed=run['seed'],
+                       overrides=run['overrides'], **outcome), f, indent=1)
+    return outcome
+
+
+def train_all(runs, parallel, skip_existing):
+    """Train every run, up to ``parallel`` at once; fills each run's
+    ``status`` / ``checkpoint`` / ``log`` / ``train_seconds``."""
+    todo = []
+    for run in runs:
+        checkpoint = reusable(run) if skip_existing else None
+        if checkpoint:
+            marker = read_marker(run['work_dir'])
+            run.update(status='ok', checkpoint=checkpoint, reused=True,
+                       log=marker.get('log'),
+                       train_seconds=marker.get('train_seconds'))
+            print(f'[reuse] {run["name"]} seed {run["seed"]}: '
+                  f'{checkpoint}', flush=True)
+        else:
+            todo.append(run)
+
+    def job(run):
+        print(f'[train] {run["name"]} seed {run["seed"]} -> '
+              f'{osp.join(run["work_dir"], "train.log")}', flush=True)
+        outcome = train_run(run, parallel)
+        run.update(outcome)
+        note = '' if outcome['status'] == 'ok' else \
+            f' ({outcome.get("error")}; see {outcome["log"]})'
+        print(f'[{outcome["status"]}] {run["name"]} seed {run["seed"]} in '
+              f'{outcome["train_seconds"]:.0f} s{note}', flush=True)
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        for future in [pool.submit(job, run) for run in todo]:
+            future.result()
+
+
+# ----------------------------------------------------------------------
+# evaluation
 
 
 def masked_token_accuracy(runner, repeats, seed):
-    """Accuracy (%) per condition over the val split, or None."""
+    """``(accuracy (%) per condition, masked tokens per condition)`` over
+    the val split, or None without a Mask Grounding head."""
     import torch
     model = runner.model
     if not getattr(model, 'with_mask_grounding', False):
@@ -102,80 +382,298 @@ def masked_token_accuracy(runner, repeats, seed):
         total['real']
 
 
-def markdown(rows, iters):
-    cond = list(CONDITIONS)
-    head = ['config', 'MG', 'CAL', 'CAM'] + METRICS + [
-        f'MG acc ({c})' for c in cond]
-    lines = ['| ' + ' | '.join(head) + ' |',
-             '|' + '---|' * len(head)]
-    for r in rows:
-        cells = [r['name'], r['mg'], r['cal'], r['cam']]
-        cells += [f'{r["metrics"].get(m, float("nan")):.2f}' for m in METRICS]
-        if r['mg_acc'] is None:
-            cells += ['-'] * len(cond)
+def evaluate_run(run, args):
+    """Val metrics and masked-token accuracy of a trained run (in place);
+    an error marks the run failed."""
+    job = argparse.Namespace(config=run['config'],
+                             work_dir=run['work_dir'])
+    try:
+        runner, metrics = main_job.evaluate(job, run['checkpoint'],
+                                            run['overrides'],
+                                            val_only=True)
+        mg = masked_token_accuracy(runner, args.mg_repeats, args.mg_seed)
+        run['metrics'] = {k: float(v) for k, v in metrics.items()}
+        run['mg_acc'], run['mg_tokens'] = mg if mg else (None, 0)
+        run['val_sentences'] = len(runner.test_dataloader.dataset)
+    except Exception as e:  # noqa: BLE001  (reported in the table)
+        log = osp.join(run['work_dir'], 'eval_error.log')
+        with open(log, 'w') as f:
+            f.write(traceback.format_exc())
+        run.update(status='failed', error=f'evaluation: '
+                   f'{type(e).__name__}: {e}', log=log)
+        print(f'[failed] evaluation of {run["name"]} seed {run["seed"]}: '
+              f'{e} (see {log})', flush=True)
+
+
+# ----------------------------------------------------------------------
+# aggregation (pure functions of the runs' numbers)
+
+
+def run_values(run):
+    """Every number of a successful run, flat: the evaluator's keys
+    (``oIoU``, ``relation/oIoU``, ``len4-6/oIoU``...) and ``MG acc/<cond>``.
+    """
+    values = dict(run.get('metrics') or {})
+    for cond, acc in (run.get('mg_acc') or {}).items():
+        values[MG_PREFIX + cond] = acc
+    return values
+
+
+def kind_groups(keys):
+    """``(kinds, length buckets)``: the groups of the ``<group>/<name>``
+    metric keys, in first-seen order."""
+    kinds, lengths = [], []
+    for key in keys:
+        if key.startswith(MG_PREFIX) or '/' not in key:
+            continue
+        group = key.rsplit('/', 1)[0]
+        target = lengths if LENGTH_GROUP.match(group) else kinds
+        if group not in target:
+            target.append(group)
+    return kinds, lengths
+
+
+def mean_std(values):
+    """``dict(mean, std, n)``: the sample std (ddof=1), None for n < 2;
+    everything None for n = 0."""
+    values = [float(v) for v in values]
+    n = len(values)
+    return dict(mean=statistics.fmean(values) if n else None,
+                std=statistics.stdev(values) if n > 1 else None, n=n)
+
+
+def aggregate(runs, names=None):
+    """Mean and std over seeds, per config.
+
+    Args:
+        runs (list[dict]): one per (config, seed), with ``name``, ``seed``,
+            ``status`` ('ok' or 'failed') and, when ok, ``metrics`` (the
+            evaluator's flat keys) and ``mg_acc`` (condition -> %, or None).
+        names (list[str], optional): the configs in table order (default:
+            first-seen order of ``runs``).
+
+    Returns:
+        OrderedDict: name -> ``dict(seeds, failed_seeds, n, stats)`` where
+        ``stats[key] = dict(mean, std, n, values)`` over the successful
+        seeds (``values``: the per-seed numbers in seed order).
+    """
+    if names is None:
+        names = list(OrderedDict.fromkeys(r['name'] for r in runs))
+    out = OrderedDict()
+    for name in names:
+        mine = sorted((r for r in runs if r['name'] == name),
+                      key=lambda r: r['seed'])
+        ok = [r for r in mine if r.get('status') == 'ok']
+        keys = list(OrderedDict.fromkeys(
+            k for r in ok for k in run_values(r)))
+        stats = OrderedDict()
+        for key in keys:
+            values = [run_values(r)[key] for r in ok
+                      if key in run_values(r)]
+            stats[key] = dict(mean_std(values), values=values)
+        out[name] = dict(
+            seeds=[r['seed'] for r in ok],
+            failed_seeds=[r['seed'] for r in mine
+                          if r.get('status') != 'ok'],
+            n=len(ok), stats=stats)
+    return out
+
+
+def paired_differences(runs, pairs=PAIRS, keys=None):
+    """``a - b`` per seed (same seed paired, both runs ok), then mean and
+    std over the seeds, for each pair whose two configs were run.
+
+    Args:
+        keys (list[str], optional): the numbers compared (default: oIoU and
+            every per-kind oIoU of the two configs).
+
+    Returns:
+        list[dict]: ``dict(a, b, seeds, stats)``, ``stats[key] =
+        dict(mean, std, n, values)`` (``values``: per-seed differences).
+    """
+    by = {(r['name'], r['seed']): r for r in runs if r.get('status') == 'ok'}
+    names = {r['name'] for r in runs}
+    out = []
+    for a, b in pairs:
+        if a not in names or b not in names:
+            continue
+        seeds = sorted(s for (n, s) in by if n == a and (b, s) in by)
+        if keys is None:
+            found = [k for s in seeds for r in (by[a, s], by[b, s])
+                     for k in run_values(r)]
+            pair_keys = ['oIoU'] + [f'{k}/oIoU'
+                                    for k in kind_groups(found)[0]]
         else:
-            cells += [f'{r["mg_acc"][c]:.1f}' for c in cond]
+            pair_keys = list(keys)
+        stats = OrderedDict()
+        for key in pair_keys:
+            diffs = []
+            for s in seeds:
+                va, vb = run_values(by[a, s]), run_values(by[b, s])
+                if key in va and key in vb:
+                    diffs.append(va[key] - vb[key])
+            stats[key] = dict(mean_std(diffs), values=diffs)
+        out.append(dict(a=a, b=b, seeds=seeds, stats=stats))
+    return out
+
+
+# ----------------------------------------------------------------------
+# markdown
+
+
+def fmt(stat, digits=2):
+    """``'mean ± std'`` (``'mean ± -'`` for one seed, ``'-'`` without)."""
+    if not stat or stat.get('mean') is None:
+        return '-'
+    mean, std = stat['mean'], stat.get('std')
+    if std is None:
+        return f'{mean:.{digits}f} ± -'
+    return f'{mean:.{digits}f} ± {std:.{digits}f}'
+
+
+def seeds_cell(row):
+    if not row['failed_seeds']:
+        return str(row['n'])
+    failed = ', '.join(str(s) for s in row['failed_seeds'])
+    word = 'seed' if len(row['failed_seeds']) == 1 else 'seeds'
+    return f'{row["n"]} ({word} {failed} failed)'
+
+
+def budget_line(budget, seeds, runs):
+    """One sentence: the length, batch and samples seen per run."""
+    batch = budget.get('batch_size')
+    lengths = [r['trained'] for r in runs
+               if r.get('status') == 'ok' and r.get('trained')]
+    if 'max_iters' in budget:
+        n = budget['max_iters']
+        text = f'{n} iterations per run (fixed length)'
+        if batch:
+            text += f', batch {batch}: {n * batch:,} training samples ' \
+                '(image-expression pairs) per run'
+    elif 'max_time' in budget:
+        text = (f'{budget["max_time"]:g} s of training per run '
+                '(TimeBudgetTrainLoop), batch {}'.format(batch))
+        if lengths:
+            lo, hi = min(lengths), max(lengths)
+            text += f'; iterations trained {lo}-{hi} (mean ' \
+                f'{statistics.fmean(lengths):.0f})'
+            if batch:
+                text += f', {lo * batch:,}-{hi * batch:,} training samples'
+    elif 'max_epochs' in budget:
+        text = f'{budget["max_epochs"]} epochs per run, batch {batch}'
+    else:
+        text = 'the configs\' own length'
+    return f'Budget: {text}; seeds {", ".join(str(s) for s in seeds)}.'
+
+
+def markdown(summary, differences, switch, budget, seeds, runs):
+    """The configs table, the paired-differences table, the budget and the
+    failed runs."""
+    kinds = kind_groups(k for row in summary.values() for k in row['stats'])[0]
+    head = (['config', 'MG', 'CAL', 'CAM', 'seeds'] + TABLE_METRICS +
+            [f'{k} oIoU' for k in kinds] +
+            [f'MG acc ({c})' for c in TABLE_CONDITIONS])
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for name, row in summary.items():
+        cells = [name, *switch[name], seeds_cell(row)]
+        keys = TABLE_METRICS + [f'{k}/oIoU' for k in kinds]
+        if row['n'] == 0:
+            cells += ['failed'] * (len(keys) + len(TABLE_CONDITIONS))
+        else:
+            cells += [fmt(row['stats'].get(k)) for k in keys]
+            cells += [fmt(row['stats'].get(MG_PREFIX + c), 1)
+                      for c in TABLE_CONDITIONS]
         lines.append('| ' + ' | '.join(cells) + ' |')
     lines.append('')
-    tokens = max(r.get('mg_tokens', 0) for r in rows)
-    lines.append(f'Budget: {iters} iterations each (val split). Masked-token '
-                 f'accuracy (%) over {tokens} masked val tokens per '
-                 'condition, where a Mask Grounding head exists.')
+    lines.append(budget_line(budget, seeds, runs) + ' Each cell: mean ± '
+                 'sample std (ddof=1) over the seeds, on the val split.')
+    tokens = max([r.get('mg_tokens') or 0 for r in runs] + [0])
+    sentences = max([r.get('val_sentences') or 0 for r in runs] + [0])
+    if sentences:
+        lines.append(f'Val: {sentences:,} sentences. Masked-token accuracy '
+                     f'(%) over {tokens:,} masked val tokens per condition, '
+                     'where a Mask Grounding head exists.')
+    if differences:
+        dkinds = list(OrderedDict.fromkeys(
+            k for d in differences for k in d['stats']))
+        head = ['difference (same seed paired)', 'pairs'] + [
+            'Δ ' + k for k in dkinds]
+        lines += ['', '| ' + ' | '.join(head) + ' |',
+                  '|' + '---|' * len(head)]
+        for d in differences:
+            cells = [f'{d["a"]} − {d["b"]}', str(len(d['seeds']))]
+            cells += [fmt(d['stats'].get(k)) if d['seeds'] else 'failed'
+                      for k in dkinds]
+            lines.append('| ' + ' | '.join(cells) + ' |')
+        lines.append('')
+        lines.append('Δ: mean ± sample std over the seeds of the per-seed '
+                     'difference (points).')
+    failed = [r for r in runs if r.get('status') != 'ok']
+    if failed:
+        lines += ['', 'Failed runs:', '']
+        lines += [f'* {r["name"]} seed {r["seed"]}: {r.get("error")} '
+                  f'(log: {r.get("log")})' for r in failed]
     return '\n'.join(lines) + '\n'
 
 
-def switches(config):
-    from mmengine.config import Config
-    model = Config.fromfile(config).model
-    on = lambda x: 'yes' if x else 'no'
-    return (on(model.get('mask_grounding')),
-            on(model.get('alignment_loss')),
-            on(model.backbone.get('use_alignment', True)))
+# ----------------------------------------------------------------------
 
 
-def main():
-    args = parse_args()
-    from mmengine.config import Config
-    results = []
-    base_overrides = budget_overrides(args.max_iters)
-    first = Config.fromfile(args.configs[0])
-    iters = args.max_iters or first.train_cfg.max_iters
+def main(argv=None):
+    args = parse_args(argv)
+    args.work_dir = osp.abspath(args.work_dir)
+    if args.data_root is not None:
+        args.data_root = osp.abspath(args.data_root)
+    names = [config_name(c) for c in args.configs]
+    if len(set(names)) != len(names):
+        raise SystemExit(f'error: two configs share a name: {names}')
+    os.makedirs(args.work_dir, exist_ok=True)
+
+    # the datasets first (one process, before any training starts)
     for config in args.configs:
-        name = osp.basename(config).split('_')[0]
-        work_dir = osp.join(args.work_dir, name)
-        job = argparse.Namespace(**{**vars(args), 'config': config,
-                                    'work_dir': work_dir})
-        data_root, root_overrides = main_job.data_root_overrides(job)
-        overrides = (base_overrides + root_overrides + [
-            f'randomness.seed={args.seed}'] + list(args.cfg_options))
+        job = argparse.Namespace(**{**vars(args), 'config': config})
+        data_root, _ = main_job.data_root_overrides(job)
         main_job.ensure_dataset(job, data_root)
-        start = time.time()
-        last = osp.join(work_dir, 'last_checkpoint')
-        if args.skip_existing and osp.isfile(last):
-            with open(last) as f:
-                checkpoint = f.read().strip()
-        else:
-            checkpoint = main_job.train(job, overrides)
-        train_s = time.time() - start
-        runner, metrics = main_job.evaluate(job, checkpoint, overrides,
-                                            val_only=True)
-        mg = masked_token_accuracy(runner, args.mg_repeats, args.mg_seed)
-        metrics = {k.rpartition('/')[2]: v for k, v in metrics.items()}
-        mg_acc, mg_tokens = mg if mg else (None, 0)
-        mg_on, cal_on, cam_on = switches(config)
-        results.append(dict(name=name, config=osp.relpath(config, ROOT),
-                            mg=mg_on, cal=cal_on, cam=cam_on,
-                            metrics=metrics, mg_acc=mg_acc,
-                            mg_tokens=mg_tokens, train_seconds=train_s,
-                            checkpoint=checkpoint))
-        print(json.dumps(results[-1], indent=1), flush=True)
-        with open(osp.join(args.work_dir, 'ablations.json'), 'w') as f:
-            json.dump(dict(iters=iters, results=results), f, indent=1)
-    table = markdown(results, iters)
+
+    configs = [osp.abspath(c) for c in args.configs]
+    runs = [dict(name=name, config=config, seed=seed, status='pending',
+                 work_dir=osp.join(args.work_dir, name, f'seed{seed}'),
+                 overrides=run_overrides(args, config, seed))
+            for config, name in zip(configs, names) for seed in args.seeds]
+    budget = describe_budget(load_cfg(args.configs[0], runs[0]['overrides']))
+
+    start = time.time()
+    train_all(runs, args.parallel, args.skip_existing)
+    train_wall = time.time() - start
+    for run in runs:
+        if run['status'] == 'ok':
+            run['trained'] = trained_length(run['checkpoint'])[1]
+            evaluate_run(run, args)
+
+    switch = {name: switches(config)
+              for config, name in zip(configs, names)}
+    summary = aggregate(runs, names)
+    differences = paired_differences(runs)
+    result = dict(
+        budget=budget, iters=budget.get('max_iters'), seeds=args.seeds,
+        parallel=args.parallel, train_wall_seconds=train_wall,
+        runs=[{**r, 'config': display_path(r['config'])} for r in runs],
+        summary=[dict(name=n, config=display_path(c), mg=switch[n][0],
+                      cal=switch[n][1], cam=switch[n][2], **summary[n])
+                 for c, n in zip(configs, names)],
+        differences=differences)
+    with open(osp.join(args.work_dir, 'ablations.json'), 'w') as f:
+        json.dump(result, f, indent=1)
+    table = markdown(summary, differences, switch, budget, args.seeds, runs)
     with open(osp.join(args.work_dir, 'ablations.md'), 'w') as f:
         f.write(table)
     print(table)
+    failed = [r for r in runs if r['status'] != 'ok']
+    if failed:  # the tables are written all the same
+        print(f'{len(failed)} of {len(runs)} runs failed (see "Failed runs" '
+              'above)', flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

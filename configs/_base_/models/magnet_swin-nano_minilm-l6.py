@@ -9,7 +9,9 @@ model = dict(
         _delete_=True,
         type='MultimodalSwin',
         embed_dims=32,
-        depths=(1, 1, 2, 1),
+        # deeper at strides 16 / 32, where the maps are 8x8 / 4x4 (cheap):
+        # relations need context across objects
+        depths=(1, 1, 4, 2),
         num_heads=(1, 2, 4, 8),
         window_size=4,
         mlp_ratio=4,
@@ -29,6 +31,11 @@ model = dict(
                       num_attention_heads=12, intermediate_size=1536),
         stage_ends=(2, 3, 5, 6),
         vision_channels=(32, 64, 128, 256),
+        # trained from scratch: the words attend to the pixels with the 0/1
+        # mask ('official' reproduces the released weights' quirk, under
+        # which vision reaches the words only through normalisation
+        # statistics)
+        mask_mode='fixed',
         # the 11.7 M word embeddings stay as pretrained: their gradient and
         # AdamW update were ~10% of a training step
         freeze_embeddings=True,
@@ -43,7 +50,10 @@ model = dict(
         encoder_ffn_channels=128,
         num_decoder_layers=3,
         decoder_ffn_channels=256,
-        point_sample_cfg=None),
+        point_sample_cfg=None,
+        # dense losses at 128x128 instead of the 32x32 mask grid: the
+        # boundaries of small shapes are learned inside each cell
+        dense_loss_at_gt_size=True),
     lang_proj_dim=64,  # = decode_head.mask_channels (alignment loss)
     # Mask Grounding sees Y_1 (stride 4), pooled to 8x8 tokens; the
     # referent is pooled under the mask at full stride-4 resolution. With
