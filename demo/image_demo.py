@@ -43,8 +43,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n', 2)[2])
-    parser.add_argument('image', help='image file (any format PIL reads; '
-                        'grayscale is repeated to RGB, alpha is dropped)')
+    parser.add_argument('image', help='image file, decoded by the config\'s '
+                        'loader (any format PIL reads; grayscale is '
+                        'repeated to RGB, alpha is dropped)')
     parser.add_argument('expressions', nargs='+',
                         help='one or more referring expressions')
     parser.add_argument('--config', default=DEFAULT_CONFIG,
@@ -55,8 +56,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out-file', default='magnet_demo.png',
                         help='where to write the picture')
     parser.add_argument('--threshold', type=float, default=None,
-                        help='probability threshold of the masks (default: '
-                        'the model\'s, 0.5)')
+                        help='probability threshold of the masks, for this '
+                        'run (default: the model\'s test_cfg.threshold)')
     parser.add_argument('--device', default=None,
                         help='cpu or cuda:N (default: cuda:0 if available)')
     parser.add_argument('--alpha', type=float, default=0.5,
@@ -76,26 +77,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def draw(inferencer, result, alpha: float = 0.5) -> np.ndarray:
-    """The masks of ``result`` on its image, the legend below the image.
+    """The masks of ``result`` (as the inferencer returned them: the
+    model's ``test_cfg`` decided their size and threshold) on its image,
+    the legend below the image.
 
     Returns:
         np.ndarray: (H + legend, max(W, 360), 3) uint8 RGB; its top-left
         (H, W) region is the image with every mask blended in its
         ``EXPRESSION_COLORS`` colour.
     """
-    import mmcv
-
     from projects.magnet.visualization import (EXPRESSION_COLORS,
                                                legend_below)
-    image = result.image
-    if result.masks.shape[1:] != image.shape[:2]:
-        h, w = result.masks.shape[1:]
-        image = mmcv.imresize(image, (w, h), interpolation='bilinear')
     colors = [EXPRESSION_COLORS[i % len(EXPRESSION_COLORS)]
               for i in range(len(result.expressions))]
     overlay = inferencer.visualizer.draw_expression_masks(
-        image, result.masks, result.expressions, colors=colors,
-        alpha=alpha, legend=False)
+        result.image_at_mask_size(), result.masks,
+        result.expressions, colors=colors, alpha=alpha, legend=False)
     return legend_below(overlay, result.expressions, colors)
 
 

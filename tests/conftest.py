@@ -10,14 +10,39 @@ import pytest
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+#: developer tools (benchmark and parity helpers) live with the analysis
+#: tools, outside the runtime package; tests import them from there
+ANALYSIS_TOOLS = osp.join(REPO_ROOT, 'tools', 'analysis_tools')
+if ANALYSIS_TOOLS not in sys.path:
+    sys.path.append(ANALYSIS_TOOLS)
+#: the generated dataset (refsynth) is a dataset tool
+DATASET_TOOLS = osp.join(REPO_ROOT, 'tools', 'dataset_converters')
+if DATASET_TOOLS not in sys.path:
+    sys.path.append(DATASET_TOOLS)
 
 import projects.magnet  # noqa: E402,F401  (registers everything)
+from projects.magnet.compat import install_checkpoint_loader  # noqa: E402
 
-#: The official-implementation fixture (see ../shared/README.md).
-DEFAULT_FIXTURE = osp.join(REPO_ROOT, '..', 'shared', 'reference',
-                           'official_tiny')
-FULLSIZE_KEYS = osp.join(REPO_ROOT, '..', 'shared', 'reference',
-                         'official_fullsize_keys.json')
+# The test suite is one of the project's entry points: it runs under the
+# checkpoint trust policy, as tools/*.py do (importing the package alone
+# does not switch it on: tests/test_compat/test_import_side_effects.py).
+install_checkpoint_loader()
+
+#: The official-implementation fixture shipped with the tests (made out of
+#: tree by the official code: tests/data/official_small/README.md);
+#: ``MAGNET_OFFICIAL_FIXTURE=DIR`` runs the equivalence tests on another one.
+DEFAULT_FIXTURE = osp.join(REPO_ROOT, 'tests', 'data', 'official_small')
+#: key names / shapes of a full-size official checkpoint (gzipped JSON)
+FULLSIZE_KEYS = osp.join(REPO_ROOT, 'tests', 'data',
+                         'official_fullsize_keys.json.gz')
+
+
+def load_fullsize_keys() -> dict:
+    """The parsed :data:`FULLSIZE_KEYS`."""
+    import gzip
+    import json
+    with gzip.open(FULLSIZE_KEYS, 'rt', encoding='utf-8') as f:
+        return json.load(f)
 
 
 @pytest.fixture(scope='session')
@@ -27,6 +52,20 @@ def official_fixture_dir() -> str:
         pytest.fail(f'official fixture not found at {path} (set '
                     'MAGNET_OFFICIAL_FIXTURE)')
     return path
+
+
+#: the small generated dataset of the dataset and generator tests
+SMALL_REFER = dict(num_train_images=16, num_val_images=6, num_test_images=8,
+                   img_size=64, seed=7, occlusion_prob=0.6, progress=False)
+
+
+@pytest.fixture(scope='session')
+def refer_root(tmp_path_factory):
+    """(root, summary) of a generated dataset ``refsynth`` (split_by unc)."""
+    from refsynth import generate_refer_dataset
+    root = str(tmp_path_factory.mktemp('refer'))
+    summary = generate_refer_dataset(root, **SMALL_REFER)
+    return root, summary
 
 
 @pytest.fixture(scope='session')
@@ -39,7 +78,8 @@ def minilm_dir() -> str:
 
 def tiny_magnet_cfg(**overrides) -> dict:
     """A small MagNet (random weights) for fast tests."""
-    from projects.magnet.converters.official_config import DATA_PREPROCESSOR
+    from projects.magnet.converters.official_config import (
+        DATA_PREPROCESSOR, magnet_head_cfg)
     cfg = dict(
         type='MagNet',
         data_preprocessor=DATA_PREPROCESSOR,
@@ -52,11 +92,11 @@ def tiny_magnet_cfg(**overrides) -> dict:
                           num_attention_heads=2, intermediate_size=64,
                           max_position_embeddings=40),
             stage_ends=(1, 2, 3, 4), vision_channels=(16, 32, 64, 128)),
-        decode_head=dict(type='MagNetHead', in_channels=(16, 32, 64, 128),
-                         feat_channels=32, mask_channels=32,
-                         hidden_channels=32, num_heads=4,
-                         num_encoder_layers=1, encoder_ffn_channels=64,
-                         num_decoder_layers=3, decoder_ffn_channels=64),
+        decode_head=magnet_head_cfg(
+            in_channels=(16, 32, 64, 128), strides=(4, 8, 16, 32),
+            feat_channels=32, mask_channels=32, hidden_channels=32,
+            num_heads=4, num_encoder_layers=1, encoder_ffn_channels=64,
+            num_decoder_layers=3, decoder_ffn_channels=64),
         lang_proj_dim=16)
     cfg.update(overrides)
     return cfg

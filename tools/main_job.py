@@ -137,7 +137,9 @@ def evaluate(args, checkpoint, overrides, val_only=False):
     from mmengine.config import Config, DictAction
     from mmengine.runner import Runner
 
-    from projects.magnet.compat import trust_directory
+    from projects.magnet.compat import (install_checkpoint_loader,
+                                        trust_directory)
+    install_checkpoint_loader()
     trust_directory(args.work_dir)
     cfg = Config.fromfile(args.config)
     if overrides:  # the same key=value syntax as tools/train.py

@@ -14,8 +14,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from projects.magnet.compat import (init_cpu_distributed,  # noqa: E402
-                                    trust_directory)
+from projects.magnet.compat import (  # noqa: E402
+    init_cpu_distributed, install_checkpoint_loader, trust_directory)
 
 
 def parse_args():
@@ -64,6 +64,7 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     # checkpoints written by this run may be fully unpickled on resume
+    install_checkpoint_loader()  # the project's checkpoint trust policy
     trust_directory(cfg.work_dir)
 
     if args.amp:

@@ -7,6 +7,18 @@ env_cfg = dict(
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='RefSegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
+                    max_keep_ckpts=3, save_best='oIoU', rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'),
+    # the project's checkpoint trust policy for this run (weights-only
+    # loading; full unpickling only under work_dir):
+    # projects/magnet/compat/checkpoint.py
+    checkpoint_trust=dict(type='CheckpointTrustHook'))
 log_processor = dict(by_epoch=True)
 log_level = 'INFO'
 load_from = None

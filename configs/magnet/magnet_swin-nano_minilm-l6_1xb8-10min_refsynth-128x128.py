@@ -47,14 +47,11 @@ train_cfg = dict(type='TimeBudgetTrainLoop', max_time=max_time,
                  calibrate_iters=15, skip_iters=3, val_begin=max_iters + 1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
+# (merged with the base runtime's default hooks, checkpoint_trust included)
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval=max_iters, save_last=True),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    logger=dict(interval=25),
+    checkpoint=dict(_delete_=True, type='CheckpointHook', by_epoch=False,
+                    interval=max_iters, save_last=True))
 # learning_curve.json / .png in the work dir: val oIoU (overall, per
 # expression kind and length) on 200 fixed val sentences, and the losses
 custom_hooks = [

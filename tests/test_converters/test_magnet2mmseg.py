@@ -17,9 +17,9 @@ from projects.magnet.converters import (ConversionError,
                                         convert_official_checkpoint,
                                         model_cfg_from_official_args)
 from projects.magnet.converters.validate import check_converted
-from projects.magnet.models.segmentors.magnet import TRAINING_ONLY_MODULES
+from projects.magnet.models.segmentors import TRAINING_ONLY_MODULES
 
-from ..conftest import FULLSIZE_KEYS, REPO_ROOT
+from ..conftest import REPO_ROOT, load_fullsize_keys
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'model_converters', 'magnet2mmseg.py')
 FULLSIZE_CONFIG = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
@@ -127,8 +127,7 @@ def test_refuses_truncated_and_unsafe_files(official_fixture_dir, tmp_path):
 def test_fullsize_manifest_matches_paper_config():
     """Every key of the released full-size checkpoint has a parameter or
     buffer of the same shape in the paper config's model."""
-    with open(FULLSIZE_KEYS) as f:
-        manifest = json.load(f)
+    manifest = load_fullsize_keys()
     fake = {e['key']: torch.empty(e['shape'], device='meta',
                                   dtype=getattr(torch, e['dtype']))
             for e in manifest['keys']}

@@ -2,7 +2,8 @@
 official implementation's outputs.
 
 The fixture directory comes from ``MAGNET_OFFICIAL_FIXTURE`` (default
-``../shared/reference/official_tiny``); any directory with the same layout
+``tests/data/official_small``, made by running the official code, see its
+README); any directory with the same layout
 (``config.json``, ``official_tiny.pth``, ``inputs.pt``, ``outputs.pt``) works.
 Tensors the fixture lacks are skipped, not failed.
 """
@@ -13,10 +14,8 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from projects.magnet.converters.parity import (FINAL_TOLERANCE,
-                                               build_from_fixture,
-                                               compare_with_fixture,
-                                               trace_official_outputs)
+from official_parity import (FINAL_TOLERANCE, build_from_fixture,
+                             compare_with_fixture, trace_official_outputs)
 
 REQUIRED = ('pred_masks', 'prob', 's1', 's2', 's3', 's4', 'mask_features')
 

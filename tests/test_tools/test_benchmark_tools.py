@@ -1,5 +1,5 @@
-"""Benchmark tools (JSON keys, no timing assertions) and the inference fast
-paths (same function as the reference computations)."""
+"""Benchmark tools (JSON keys, no timing assertions) and the speed switches
+(same outputs)."""
 import json
 import os
 import os.path as osp
@@ -9,15 +9,9 @@ import sys
 import pytest
 import torch
 from mmengine.registry import init_default_scope
-from mmseg.models.backbones.swin import ShiftWindowMSA, SwinBlock
 from mmseg.registry import MODELS
 
-from projects.magnet.benchmark import BENCHMARK_KEYS, dummy_batch
-from projects.magnet.models.layers.language_fusion import WordPixelAttention
-from projects.magnet.models.layers.pixel_decoder import \
-    MSDeformAttnPixelDecoder
-from projects.magnet.models.utils.fast_window_attention import \
-    FastShiftWindowMSA
+from benchmark_utils import BENCHMARK_KEYS, dummy_batch
 
 from ..conftest import REPO_ROOT, tiny_magnet_cfg
 
@@ -131,100 +125,6 @@ def test_benchmark_train_json():
     ])
     assert res['images_per_s'] > 0 and res['peak_memory_mib'] > 0
     assert res['batch'] == 2 and res['channels_last'] is True
-
-
-@pytest.mark.parametrize('hw,window,shift,batch', [
-    ((8, 8), 4, False, 2), ((8, 8), 4, True, 3), ((7, 7), 4, True, 2),
-    ((5, 5), 4, False, 2), ((7, 9), 4, True, 2), ((5, 13), 4, False, 1),
-    ((15, 15), 12, True, 1), ((3, 3), 4, True, 1)
-])
-def test_fast_window_attention_matches_mmseg(hw, window, shift, batch):
-    """Padding (bias rows), cyclic shift, border-window masks and batches
-    give mmseg's outputs."""
-    torch.manual_seed(0)
-    block = SwinBlock(16, 2, 64, window_size=window, shift=shift).eval()
-    with torch.no_grad():
-        block.attn.w_msa.relative_position_bias_table.normal_(0, 1)
-        block.attn.w_msa.qkv.bias.normal_(0, 1)
-    x = torch.randn(batch, hw[0] * hw[1], 16)
-    with torch.no_grad():
-        block.attn.__class__ = ShiftWindowMSA
-        ref = block(x, hw)
-        block.attn.__class__ = FastShiftWindowMSA
-        fast = block(x, hw)
-    torch.testing.assert_close(fast, ref, atol=2e-6, rtol=1e-5)
-
-
-def test_window_layout_is_a_permutation():
-    from projects.magnet.models.utils.fast_window_attention import \
-        window_layout
-    source, slot, mask, n_inner = window_layout(7, 9, 4, 2, 'cpu')
-    real = source[source < 63]
-    assert sorted(real.tolist()) == list(range(63))  # every token once
-    assert torch.equal(source[slot], torch.arange(63))  # inverse
-    # 2 x 3 windows; only the last window row / column see the shift mask
-    assert n_inner == 2 and mask.shape == (4, 16, 16)
-    assert set(mask.unique().tolist()) == {0.0, -100.0}
-
-
-def test_backbone_uses_fast_window_attention():
-    init_default_scope('mmseg')
-    model = MODELS.build(tiny_magnet_cfg())
-    attns = [b.attn for s in model.backbone.stages for b in s.blocks]
-    assert all(type(a) is FastShiftWindowMSA for a in attns)
-    # parameter names are mmseg's
-    assert any(k.endswith('attn.w_msa.qkv.weight')
-               for k in model.state_dict())
-
-
-@pytest.mark.parametrize('mask_mode,heads', [('official', 1),
-                                             ('official', 2),
-                                             ('fixed', 2)])
-def test_factored_word_pixel_attention(mask_mode, heads):
-    torch.manual_seed(0)
-    attn = WordPixelAttention(32, 16, heads, mask_mode).eval()
-    pixels = torch.randn(2, 50, 16) * 2 + 1
-    words = torch.randn(2, 8, 32)
-    additive = torch.zeros(2, 1, 1, 8)
-    additive[0, ..., 5:] = -10000.0
-    with torch.no_grad():
-        fast = attn(pixels, words, additive)
-        ref = attn.forward_direct(pixels, words, additive)
-    torch.testing.assert_close(fast, ref, atol=2e-5, rtol=1e-4)
-
-
-def test_factored_word_pixel_attention_gradients():
-    torch.manual_seed(0)
-    attn = WordPixelAttention(32, 16, 2)
-    pixels = torch.randn(2, 30, 16, requires_grad=True)
-    words = torch.randn(2, 6, 32)
-    additive = torch.zeros(2, 1, 1, 6)
-    additive[1, ..., 4:] = -10000.0
-    grads = []
-    for fn in (attn.forward, attn.forward_direct):
-        pixels.grad = None
-        fn(pixels, words, additive).square().sum().backward()
-        grads.append(pixels.grad.clone())
-    torch.testing.assert_close(grads[0], grads[1], atol=1e-3, rtol=1e-3)
-
-
-def test_chunked_encoder_matches_unchunked():
-    torch.manual_seed(0)
-    decoder = MSDeformAttnPixelDecoder(
-        in_channels=(8, 16, 32, 64), feat_channels=32, out_channels=32,
-        num_heads=4, num_encoder_layers=2, feedforward_channels=64).eval()
-    decoder.init_weights()
-    feats = [torch.randn(2, c, 32 // 2**i, 24 // 2**i)
-             for i, c in enumerate((8, 16, 32, 64))]
-    outs = []
-    for chunk in (0, 100):
-        for layer in decoder.encoder.layers:
-            layer.inference_chunk = chunk
-        with torch.no_grad():
-            outs.append(decoder(feats))
-    torch.testing.assert_close(outs[0][0], outs[1][0], atol=1e-5, rtol=0)
-    for a, b in zip(outs[0][1], outs[1][1]):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
 def _outputs_before_and_after(batch, switch):

@@ -8,21 +8,18 @@ import os.path as osp
 import mmcv
 import numpy as np
 import pytest
-import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from PIL import Image
 
-from projects.magnet.apis import MagNetInferencer, init_model
+from projects.magnet.apis import MagNetInferencer
 from projects.magnet.datasets import RefCOCODataset
-from projects.magnet.datasets.synthetic import generate_refer_dataset
+from refsynth import generate_refer_dataset
 from projects.magnet.datasets.transforms import decode_refer_mask
 from projects.magnet.visualization import (EXPRESSION_COLORS,
                                            RefSegLocalVisualizer, blend_mask,
                                            mask_outline)
 
 from ..conftest import REPO_ROOT
-from ..test_apis import tiny_config
+from ..test_apis import write_tiny_model
 
 DEMO = osp.join(REPO_ROOT, 'demo', 'image_demo.py')
 BROWSE = osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'browse_dataset.py')
@@ -37,16 +34,8 @@ def _load_script(path, name):
 
 @pytest.fixture(scope='module')
 def tiny_model_files(tmp_path_factory, minilm_dir):
-    init_default_scope('mmseg')
-    root = tmp_path_factory.mktemp('demo_model')
-    cfg_file = str(root / 'tiny_magnet.py')
-    Config(tiny_config(minilm_dir)).dump(cfg_file)
-    torch.manual_seed(1)
-    with pytest.warns(UserWarning, match='no checkpoint'):
-        model = init_model(cfg_file, None)
-    ckpt = str(root / 'tiny.pth')
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
-    return cfg_file, ckpt
+    return write_tiny_model(tmp_path_factory.mktemp('demo_model'),
+                            minilm_dir, seed=1)
 
 
 def test_demo_writes_overlay_with_the_legend_below(tiny_model_files,

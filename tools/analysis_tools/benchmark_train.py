@@ -11,8 +11,8 @@ update (``optim_wrapper`` of the config, built by mmengine). Random weights
 (pretrained ``init_cfg`` entries are dropped). Peak memory: process peak RSS
 on CPU, allocator peak on CUDA. ``--compile`` wraps the backbone and pixel
 decoder in ``torch.compile``; ``--channels-last`` converts the images and
-conv weights. Both are opt-in: measure them on your machine (README,
-Performance, has the numbers measured here). Prints one JSON object.
+conv weights. Both are opt-in: measure them on your machine
+(docs/performance.md has the numbers measured here). Prints one JSON object.
 """
 import os.path as osp
 import sys
@@ -22,7 +22,7 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from projects.magnet import benchmark as B  # noqa: E402
+import benchmark_utils as B  # noqa: E402  (this folder)
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark import apply_switches  # noqa: E402

@@ -64,7 +64,7 @@ def build_dataset(args: argparse.Namespace):
     the image (PIL, no EXIF rotation) and the decoded mask."""
     from projects.magnet.datasets import RefCOCODataset
     pipeline = [
-        dict(type='LoadImageFromFile', imdecode_backend='pillow',
+        dict(type='LoadReferImageFromFile', imdecode_backend='pillow',
              color_type='color_ignore_orientation'),
         dict(type='LoadReferringMask'),
     ]

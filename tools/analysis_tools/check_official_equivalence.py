@@ -3,7 +3,7 @@ implementation's outputs stored in a fixture directory.
 
 Usage:
     python tools/analysis_tools/check_official_equivalence.py \
-        [FIXTURE_DIR (default ../shared/reference/official_tiny)] [--json F]
+        [FIXTURE_DIR (default tests/data/official_small)] [--json F]
 """
 import argparse
 import json
@@ -16,13 +16,15 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 import projects.magnet  # noqa: E402,F401
-from projects.magnet.converters.parity import compare_with_fixture  # noqa
+from official_parity import compare_with_fixture  # noqa
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('fixture', nargs='?', default=osp.join(
-        ROOT, '..', 'shared', 'reference', 'official_tiny'))
+        ROOT, 'tests', 'data', 'official_small'),
+        help='fixture directory (config.json, official_tiny.pth, inputs.pt, '
+        'outputs.pt); default: the one shipped with the tests')
     parser.add_argument('--json', help='also write the rows as JSON')
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args()

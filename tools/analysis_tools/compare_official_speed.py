@@ -22,7 +22,7 @@ official weights are converted with the project's converter
 (``projects/magnet/converters``) and the project's probability map on the
 same inputs is compared with the official one (tolerance 2e-5).
 
-Usage (see README, Performance)::
+Usage (see docs/performance.md)::
 
     python tools/analysis_tools/compare_official_speed.py \
         --official-cmd "/path/venv/bin/python /path/official_runner.py" \
@@ -43,7 +43,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 CONFIG = osp.join(ROOT, 'configs', 'magnet',
-                  'magnet_swin-b_bert-base_40e_refcoco-480x480.py')
+                  'magnet_swin-b_bert-base_8xb4-40e_refcoco-480x480.py')
 TOLERANCE = 2e-5
 TAG = '@@JSON@@'
 
@@ -89,7 +89,7 @@ def child_time(args):
 
     import torch
     torch.set_num_threads(args.threads)
-    from projects.magnet import benchmark as B
+    import benchmark_utils as B
     model = B.build_model(args.config)
     inputs, samples = B.dummy_batch(1, (args.size, args.size))
 
@@ -155,7 +155,7 @@ def child_check(args):
 def matmul_peak(threads):
     import torch
     torch.set_num_threads(threads)
-    from projects.magnet.benchmark import matmul_peak_gflops
+    from benchmark_utils import matmul_peak_gflops
     return round(matmul_peak_gflops('cpu'), 2)
 
 
@@ -222,7 +222,7 @@ def main(argv=None):
                  args.threads)
             summary['outputs'] = _run(
                 me + ['--child', 'check', '--dump-dir', tmp], args.threads)
-    from projects.magnet.benchmark import report
+    from benchmark_utils import report
     report(summary, args.out)
 
 

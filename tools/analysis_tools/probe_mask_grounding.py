@@ -23,8 +23,55 @@ from collections import defaultdict
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from projects.magnet.models.auxiliary.mask_grounding import \
-    CONTROL_CONDITIONS as CONDITIONS  # noqa: E402
+#: Conditions for measuring whether grounding uses vision and the mask:
+#: keyword arguments of :func:`masked_token_logits`.
+CONDITIONS = {
+    'real': dict(blank_image=False, blank_mask=False),
+    'blank image': dict(blank_image=True, blank_mask=False),
+    'blank mask': dict(blank_image=False, blank_mask=True),
+    'blank both': dict(blank_image=True, blank_mask=True),
+}
+
+
+def masked_token_logits(model, inputs, data_samples, blank_image=False,
+                        blank_mask=False, generator=None, mask_only=True):
+    """Mask Grounding's predictions for masked tokens, from the model's
+    public pieces: ``text_inputs`` -> ``mask_grounding.mask_tokens`` ->
+    ``encode`` (of the blanked image, if asked) -> ``mask_grounding.
+    predict`` with the ground-truth mask (or a blank one).
+
+    Args:
+        model (MagNet): with a ``mask_grounding`` head.
+        inputs (Tensor): (B, 3, H, W) preprocessed images.
+        data_samples (list[SegDataSample]): with tokens and ``gt_sem_seg``.
+        blank_image (bool): zeros instead of the images (the mean image
+            after normalisation): a control without vision.
+        blank_mask (bool): zeros instead of the ground-truth masks.
+        generator (torch.Generator, optional): which tokens are masked (the
+            same generator state gives the same tokens in every condition).
+        mask_only (bool): every selected token becomes [MASK] (for
+            measuring; training keeps or replaces some).
+
+    Returns:
+        tuple: logits (M, V) and targets (M, ) of the masked tokens.
+    """
+    import torch
+    head = getattr(model, 'mask_grounding', None)
+    if head is None:
+        raise RuntimeError('this model has no mask_grounding head')
+    ids, attn = model.text_inputs([s.metainfo for s in data_samples],
+                                  inputs.device)
+    masked_ids, labels = head.mask_tokens(ids, attn, generator, mask_only)
+    if blank_image:
+        inputs = torch.zeros_like(inputs)
+    enc = model.encode(inputs, masked_ids, attn, return_words=True)
+    gt = torch.stack([s.gt_sem_seg.data for s in data_samples])
+    masks = (gt.reshape(len(data_samples), 1, *gt.shape[-2:]) == 1).to(
+        inputs.dtype)
+    if blank_mask:
+        masks = torch.zeros_like(masks)
+    return head.predict(enc['words'], attn, enc['feats'][head.visual_level],
+                        masks, labels, model.word_embeddings())
 
 
 
@@ -45,7 +92,9 @@ def build(args):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from projects.magnet.compat import trust_directory
+    from projects.magnet.compat import (install_checkpoint_loader,
+                                        trust_directory)
+    install_checkpoint_loader()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     trust_directory(osp.dirname(osp.abspath(args.checkpoint)))
@@ -88,8 +137,8 @@ def main():
             batch = model.data_preprocessor(data, False)
             inputs, samples = batch['inputs'], batch['data_samples']
             for name, flags in CONDITIONS.items():
-                logits, target = model.mask_grounding_predict(
-                    inputs, samples, generator=gens[name], **flags)
+                logits, target = masked_token_logits(
+                    model, inputs, samples, generator=gens[name], **flags)
                 hits = (logits.argmax(-1) == target).tolist()
                 for word, hit in zip(
                         tokenizer.convert_ids_to_tokens(target.tolist()),

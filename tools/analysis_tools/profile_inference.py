@@ -41,7 +41,7 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from projects.magnet import benchmark as B  # noqa: E402
+import benchmark_utils as B  # noqa: E402  (this folder)
 
 
 def parse_args(argv=None):

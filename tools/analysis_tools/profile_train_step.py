@@ -66,7 +66,7 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from projects.magnet import benchmark as B  # noqa: E402
+import benchmark_utils as B  # noqa: E402  (this folder)
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from profile_inference import profile_ops, time_modules  # noqa: E402

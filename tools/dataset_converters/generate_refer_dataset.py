@@ -13,9 +13,9 @@ import json
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from projects.magnet.datasets.synthetic import generate_refer_dataset  # noqa: E402
+from refsynth import generate_refer_dataset  # noqa: E402  (this folder)
 
 
 def parse_args(argv=None):

@@ -28,7 +28,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
 import torch  # noqa: E402
 
 from projects.magnet.compat import load_weights  # noqa: E402
-from projects.magnet.models.segmentors.magnet import (  # noqa: E402
+from projects.magnet.models.segmentors import (  # noqa: E402
     TRAINING_ONLY_MODULES)
 
 

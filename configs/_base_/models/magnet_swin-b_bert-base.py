@@ -63,22 +63,32 @@ model = dict(
         type='MagNetHead',
         in_channels=(128, 256, 512, 1024),
         strides=(4, 8, 16, 32),
-        feat_channels=256,
-        mask_channels=256,
-        hidden_channels=256,
-        num_heads=8,
-        num_encoder_layers=4,
-        encoder_ffn_channels=1024,
-        num_decoder_layers=9,
-        decoder_ffn_channels=2048,
+        feat_channels=256,  # official CONVS_DIM
+        mask_channels=256,  # MASK_DIM: the pixel embeddings
         num_queries=1,
-        num_classes=1),
+        num_classes=1,
+        # deformable-attention encoder over all four levels (stride 4 too)
+        pixel_decoder=dict(
+            type='MSDeformAttnPixelDecoder',
+            encoder=dict(
+                num_layers=4,  # TRANSFORMER_ENC_LAYERS
+                layer_cfg=dict(
+                    self_attn_cfg=dict(num_heads=8, num_points=4,
+                                       dropout=0.0),
+                    ffn_cfg=dict(feedforward_channels=1024, ffn_drop=0.0)))),
+        # Mask2Former masked-attention decoder (official DEC_LAYERS - 1)
+        transformer_decoder=dict(
+            type='MaskedAttentionDecoder',
+            hidden_channels=256,
+            num_heads=8,
+            num_layers=9,
+            feedforward_channels=2048)),
     # sentence projection: the alignment loss compares lang_proj(sentence)
     # with the head's 256-d pixel embeddings (present in released weights)
     lang_proj_dim=256,
     # --- training-only objectives (never run at inference; set to None to
     # ablate). Their published details are incomplete: the values below are
-    # this project's defaults, see README "Training".
+    # this project's defaults, see docs/training.md.
     mask_grounding=dict(
         type='MaskGroundingHead',
         text_channels=768,

@@ -22,7 +22,7 @@ model = dict(
         # not in the paper model, which starts from ImageNet Swin weights:
         # a convolutional stem (two 3x3 stride-2 convs) and a learned
         # absolute position table, for training from scratch on CPU
-        # (shapes and positions: README "Training on the generated data")
+        # (shapes and positions: docs/demo_training.md)
         stem_channels=(16, 32),
         use_abs_pos_embed=True,
         pretrain_img_size=128),
@@ -44,12 +44,14 @@ model = dict(
         in_channels=(32, 64, 128, 256),
         feat_channels=64,
         mask_channels=64,
-        hidden_channels=64,
-        num_heads=4,
-        num_encoder_layers=1,  # the deformable encoder was 28% of a step
-        encoder_ffn_channels=128,
-        num_decoder_layers=3,
-        decoder_ffn_channels=256,
+        pixel_decoder=dict(
+            encoder=dict(
+                num_layers=1,  # the deformable encoder was 28% of a step
+                layer_cfg=dict(self_attn_cfg=dict(num_heads=4),
+                               ffn_cfg=dict(feedforward_channels=128)))),
+        transformer_decoder=dict(
+            hidden_channels=64, num_heads=4, num_layers=3,
+            feedforward_channels=256),
         point_sample_cfg=None,
         # dense losses at 128x128 instead of the 32x32 mask grid: the
         # boundaries of small shapes are learned inside each cell
@@ -58,11 +60,11 @@ model = dict(
     # Mask Grounding sees Y_1 (stride 4), pooled to 8x8 tokens; the
     # referent is pooled under the mask at full stride-4 resolution. With
     # Y_4 or Y_3 this small from-scratch model did not use vision for the
-    # masked words within the CPU budget (README "Ablations").
+    # masked words within the CPU budget (docs/ablations.md).
     # The Mask Grounding pass re-runs the whole encoder (~40% of a step):
     # here it runs on a quarter of each batch (the paper: all of it).
     # referent_conditioning is a project addition (off in the paper
-    # configs), see README "Ablations".
+    # configs), see docs/ablations.md.
     mask_grounding=dict(text_channels=384, visual_channels=32,
                         visual_level=0, visual_grid=(8, 8),
                         referent_conditioning=True, sample_ratio=0.25))

@@ -21,7 +21,9 @@ scalars, ...) fails. The project draws the boundary as follows:
 
 :func:`install_checkpoint_loader` registers this policy as mmengine's loader
 for local paths, so ``load_checkpoint``, ``Runner.resume`` and
-``tools/test.py`` use it.
+``tools/test.py`` use it. It is switched on explicitly: by the project's
+tools, demo and API, by ``CheckpointTrustHook`` (in the base runtime
+config), or by one call in a user's script — never by an import.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ import torch
 __all__ = [
     'UntrustedCheckpointError', 'load_weights', 'load_runner_checkpoint',
     'trust_directory', 'is_trusted', 'install_checkpoint_loader',
+    'checkpoint_loader_installed',
     'RUNNER_SAFE_GLOBALS'
 ]
 
@@ -161,14 +164,24 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+def _load_from_local(filename: str, map_location: Optional[Any] = None) -> Any:
+    """mmengine's local-path scheme, through the trust policy."""
+    return load_runner_checkpoint(osp.expanduser(filename), map_location)
+
+
 def install_checkpoint_loader() -> None:
-    """Register :func:`load_runner_checkpoint` for local paths in mmengine."""
+    """Register :func:`load_runner_checkpoint` for local paths in mmengine.
+
+    Affects every ``mmengine.runner.load_checkpoint`` / ``Runner.resume`` /
+    ``load_from`` of local files in this process; idempotent. Importing
+    ``projects.magnet`` does not call it (see :mod:`projects.magnet.compat`).
+    """
     from mmengine.runner.checkpoint import CheckpointLoader
-
-    def _load_from_local(filename: str,
-                         map_location: Optional[Any] = None) -> Any:
-        filename = osp.expanduser(filename)
-        return load_runner_checkpoint(filename, map_location)
-
     CheckpointLoader.register_scheme(prefixes='', force=True)(
         _load_from_local)
+
+
+def checkpoint_loader_installed() -> bool:
+    """Whether mmengine's local-path loader is the project's policy."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    return CheckpointLoader._schemes.get('') is _load_from_local

@@ -8,7 +8,8 @@ official prefix        project module
 =====================  ==================================================
 ``image_model.``       ``backbone.`` (:class:`MultimodalSwin`): plain Swin
                        keys via mmseg's ``swin2mmseg`` rules, MagNet keys
-                       via :data:`VISION_RULES`
+                       via ``VISION_RULES`` (both in
+                       ``models/utils/swin_checkpoint.py``)
 ``language_model.``    ``text_encoder.`` (:class:`BertLanguageEncoder`):
                        BERT keys under ``bert.``, fusions via
                        :data:`LANGUAGE_RULES`
@@ -23,11 +24,13 @@ rule: anything else (a LAVT or other checkpoint, a truncated file) raises
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping
 
 import torch
+
+from ..models.utils.key_rules import KeyRule, apply_key_rules
+from ..models.utils.swin_checkpoint import convert_official_vision
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -39,45 +42,9 @@ class ConversionError(ValueError):
     """The input is not an official MagNet checkpoint."""
 
 
-def _squeeze(v: torch.Tensor) -> torch.Tensor:
-    while v.dim() > 2 and v.shape[-1] == 1:
-        v = v[..., 0]
-    return v
-
-
-#: vision PWAM sub-keys: (official name, project name, squeeze 1x1 conv)
-_PWAM_VISION = [
-    (r'vis_project\.0', 'vis_proj', True),
-    (r'image_lang_att\.f_query\.0', 'attn.query_proj', False),
-    (r'image_lang_att\.f_query\.1', 'attn.query_norm', False),
-    (r'image_lang_att\.f_key\.0', 'attn.key_proj', True),
-    (r'image_lang_att\.f_value\.0', 'attn.value_proj', True),
-    (r'image_lang_att\.W\.0', 'attn.out_proj', False),
-    (r'image_lang_att\.W\.1', 'attn.out_norm', False),
-    (r'project_mm\.0', 'mm_proj', True),
-]
-
-_PYRAMID = {'1': 'expand', '2': 'norm', '3': 'squeeze', '5': 'reduce'}
-
-#: (official regex under ``image_model.``, project key under ``backbone.``
-#: (template or callable on the match), squeeze 1x1 conv weight)
-VISION_RULES: List[Tuple[str, object, bool]] = (
-    [(rf'layers\.(\d+)\.fusion\.{old}\.(weight|bias)',
-      rf'pwams.\1.{new}.\2', sq) for old, new, sq in _PWAM_VISION] +
-    [(rf'layers\.(\d+)\.fusions\.(\d+)\.{old}\.(weight|bias)',
-      rf'alignments.\1.pwams.\2.{new}.\3', sq)
-     for old, new, sq in _PWAM_VISION] +
-    [(r'layers\.(\d+)\.res_gate\.0\.weight', r'gates.\1.fc1.weight', False),
-     (r'layers\.(\d+)\.res_gate\.2\.weight', r'gates.\1.fc2.weight', False),
-     (r'layers\.(\d+)\.pyramids\.(\d+)\.([1235])\.(weight|bias)',
-      lambda m: f'alignments.{m[1]}.pyramids.{m[2]}.{_PYRAMID[m[3]]}.{m[4]}',
-      True),
-     (r'layers\.(\d+)\.mixer\.([012])\.(weight|bias)',
-      r'alignments.\1.mixer.\2.\3', False)])
-
 #: (official regex under ``language_model.``, project key under
 #: ``text_encoder.``, squeeze)
-LANGUAGE_RULES: List[Tuple[str, str, bool]] = [
+LANGUAGE_RULES: List[KeyRule] = [
     (r'(embeddings\..+|encoder\.layer\..+)', r'bert.\1', False),
     (r'pwams\.(\d+)\.vis_project\.0\.(weight|bias)',
      r'fusions.\1.word_proj.\2', False),
@@ -95,26 +62,6 @@ LANGUAGE_RULES: List[Tuple[str, str, bool]] = [
     (r'res_gates\.(\d+)\.2\.weight', r'fusions.\1.gate.fc2.weight', False),
     (r'norms\.(\d+)\.(weight|bias)', r'fusions.\1.norm.\2', False),
 ]
-
-_SWIN_PLAIN = re.compile(
-    r'(patch_embed\..+|layers\.\d+\.blocks\..+|layers\.\d+\.downsample\..+'
-    r'|norm\d+\.(weight|bias))$')
-
-
-def _apply_rules(state: Mapping[str, torch.Tensor], rules, src_prefix: str,
-                 dst_prefix: str, out: StateDict,
-                 unmatched: List[str]) -> None:
-    compiled = [(re.compile(p + '$'), r, s) for p, r, s in rules]
-    for key, value in state.items():
-        for pattern, repl, squeeze in compiled:
-            m = pattern.match(key)
-            if m:
-                new = repl(m) if callable(repl) else m.expand(repl)
-                out[dst_prefix + new] = _squeeze(value) if squeeze else value
-                break
-        else:
-            unmatched.append(src_prefix + key)
-
 
 def _split(state: Mapping[str, torch.Tensor]) -> Dict[str, StateDict]:
     parts: Dict[str, StateDict] = {p: OrderedDict() for p in OFFICIAL_PREFIXES}
@@ -162,18 +109,11 @@ def convert_official_checkpoint(checkpoint: Mapping,
     out: StateDict = OrderedDict()
     unmatched: List[str] = list(parts['other'])
 
-    vision = parts['image_model.']
-    plain = OrderedDict((k, v) for k, v in vision.items()
-                        if _SWIN_PLAIN.match(k))
-    fusion = OrderedDict((k, v) for k, v in vision.items() if k not in plain)
-    if plain:
-        from ..models.utils.swin_checkpoint import mmseg_convert_swin
-        for key, value in mmseg_convert_swin(plain).items():
-            out['backbone.' + key] = value
-    _apply_rules(fusion, VISION_RULES, 'image_model.', 'backbone.', out,
-                 unmatched)
-    _apply_rules(parts['language_model.'], LANGUAGE_RULES, 'language_model.',
-                 'text_encoder.', out, unmatched)
+    for key, value in convert_official_vision(parts['image_model.'],
+                                              unmatched).items():
+        out['backbone.' + key] = value
+    apply_key_rules(parts['language_model.'], LANGUAGE_RULES,
+                    'language_model.', 'text_encoder.', out, unmatched)
     if parts['classifier.']:
         head_in = OrderedDict(('classifier.' + k, v)
                               for k, v in parts['classifier.'].items())

@@ -25,6 +25,42 @@ DATA_PREPROCESSOR = dict(
     size_divisor=32)
 
 
+def magnet_head_cfg(in_channels, strides, feat_channels: int,
+                    mask_channels: int, hidden_channels: int, num_heads: int,
+                    num_encoder_layers: int, encoder_ffn_channels: int,
+                    num_decoder_layers: int, decoder_ffn_channels: int,
+                    num_queries: int = 1, num_classes: int = 1,
+                    pre_norm: bool = False, common_stride: int = 4,
+                    num_points: int = 4) -> Dict:
+    """A nested :class:`MagNetHead` config from the official head sizes
+    (``CONVS_DIM``, ``MASK_DIM``, ``HIDDEN_DIM``, ``NHEADS``, ...)."""
+    return dict(
+        type='MagNetHead',
+        in_channels=tuple(in_channels),
+        strides=tuple(strides),
+        feat_channels=feat_channels,
+        mask_channels=mask_channels,
+        num_queries=num_queries,
+        num_classes=num_classes,
+        pixel_decoder=dict(
+            type='MSDeformAttnPixelDecoder',
+            common_stride=common_stride,
+            encoder=dict(
+                num_layers=num_encoder_layers,
+                layer_cfg=dict(
+                    self_attn_cfg=dict(num_heads=num_heads,
+                                       num_points=num_points, dropout=0.0),
+                    ffn_cfg=dict(feedforward_channels=encoder_ffn_channels,
+                                 ffn_drop=0.0)))),
+        transformer_decoder=dict(
+            type='MaskedAttentionDecoder',
+            hidden_channels=hidden_channels,
+            num_heads=num_heads,
+            num_layers=num_decoder_layers,
+            feedforward_channels=decoder_ffn_channels,
+            pre_norm=pre_norm))
+
+
 def model_cfg_from_official_args(args: Mapping[str, Any]) -> Dict:
     """``config.json['model']`` of an official run -> MagNet config.
 
@@ -65,8 +101,7 @@ def model_cfg_from_official_args(args: Mapping[str, Any]) -> Dict:
             vision_channels=tuple(widths),
             fusion_heads=tuple(mmb.get('num_heads_fusion', (1, 1, 1, 1))),
             fusion_dropout=mmb.get('fusion_drop', 0.0)),
-        decode_head=dict(
-            type='MagNetHead',
+        decode_head=magnet_head_cfg(
             in_channels=tuple(shapes[k]['channel'] for k in in_features),
             strides=tuple(shapes[k]['stride'] for k in in_features),
             feat_channels=head['CONVS_DIM'],
@@ -145,13 +180,13 @@ def infer_model_cfg(state: Mapping[str, torch.Tensor]) -> Dict:
             type='BertLanguageEncoder', bert_cfg=bert_cfg,
             stage_ends=tuple(stage_ends), vision_channels=tuple(widths),
             fusion_heads=(1, ) * num_stages),
-        decode_head=dict(
-            type='MagNetHead',
+        decode_head=magnet_head_cfg(
             in_channels=tuple(widths),
             strides=tuple(4 * 2**i for i in range(num_stages)),
             feat_channels=feat,
             mask_channels=state[pd + 'mask_features.weight'].shape[0],
             hidden_channels=state[pr + 'query_feat.weight'].shape[1],
+            num_heads=8,
             num_encoder_layers=_count(
                 state, pd.replace('.', r'\.') +
                 r'transformer\.encoder\.layers\.(\d+)\.'),

@@ -12,9 +12,8 @@ Pixel decoder (``pixel_decoder.`` on both sides):
   ``self_attn.*`` unchanged, ``linear1`` / ``linear2`` ->
   ``ffn.layers.0.0`` / ``ffn.layers.1``, ``norm1`` / ``norm2`` ->
   ``norms.0`` / ``norms.1``
-* ``adapter_{i}.0`` / ``.1`` -> ``lateral_convs.{i-1}.conv`` / ``.gn`` and
-  ``layer_{i}.0`` / ``.1`` -> ``output_convs.{i-1}.conv`` / ``.gn``
-  (extra FPN levels; MagNet has none)
+* no ``adapter_{i}`` / ``layer_{i}`` (FPN levels below the encoder):
+  MagNet encodes all four levels, so such keys are refused
 * ``mask_features`` -> ``mask_feature``
 
 Transformer decoder (``predictor.`` -> ``transformer_decoder.``):
@@ -78,12 +77,6 @@ HEAD_RULES: List[Tuple[str, _Replacement]] = [
     (rf'pixel_decoder\.transformer\.encoder\.layers\.(?P<n>\d+)\.norm2\.'
      rf'{_PARAM}',
      r'pixel_decoder.encoder.layers.\g<n>.norms.1.\g<param>'),
-    (rf'pixel_decoder\.adapter_(?P<i>\d+)\.(?P<j>[01])\.{_PARAM}',
-     lambda m: (f'pixel_decoder.lateral_convs.{int(m["i"]) - 1}.'
-                f'{("conv", "gn")[int(m["j"])]}.{m["param"]}')),
-    (rf'pixel_decoder\.layer_(?P<i>\d+)\.(?P<j>[01])\.{_PARAM}',
-     lambda m: (f'pixel_decoder.output_convs.{int(m["i"]) - 1}.'
-                f'{("conv", "gn")[int(m["j"])]}.{m["param"]}')),
     (rf'pixel_decoder\.mask_features\.{_PARAM}',
      r'pixel_decoder.mask_feature.\g<param>'),
     # ---- transformer decoder (predictor)

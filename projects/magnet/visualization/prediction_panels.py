@@ -1,6 +1,6 @@
 """Readable pictures of referring-segmentation predictions.
 
-The synthetic scenes (:mod:`projects.magnet.datasets.synthetic`) are made of
+The synthetic scenes (``tools/dataset_converters/refsynth``) are made of
 red, green, blue, yellow, purple and orange shapes, so a red prediction or a
 green ground-truth outline painted over them cannot be told apart from the
 objects. The helpers here never paint a mask over the scene's colours:
@@ -25,9 +25,9 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .refseg_visualizer import (EXPRESSION_COLORS, Color,
-                                RefSegLocalVisualizer, _upscale, blend_mask,
-                                mask_outline, sample_iou)
+from .mask_drawing import (EXPRESSION_COLORS, Color, blend_mask,
+                           mask_outline, sample_iou, upscale_nearest)
+from .refseg_visualizer import RefSegLocalVisualizer
 
 __all__ = [
     'MASK_COLOR', 'CAPTION_BG', 'GRID_GAP_COLOR', 'panel_scale', 'mask_view',
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: Colour (RGB) of the masks in the ground-truth / prediction panels: cyan,
-#: far from every colour of ``synthetic.COLOURS`` (and drawn over a
+#: far from every colour of ``refsynth.COLOURS`` (and drawn over a
 #: greyscale scene, so it cannot be mistaken for an object).
 MASK_COLOR: Color = (0, 255, 255)
 #: Opacity of the mask fill over the dimmed scene.
@@ -170,11 +170,11 @@ def prediction_panel(image: np.ndarray,
     scale = panel_scale((h, w)) if scale is None else int(scale)
     if scale < 1:
         raise ValueError(f'scale must be >= 1, got {scale}')
-    big = _upscale(image, scale)
+    big = upscale_nearest(image, scale)
     outline = max(2, scale)
     panels = [big,
-              mask_view(big, _upscale(gt_fg, scale), outline=outline),
-              mask_view(big, _upscale(pred_fg, scale), outline=outline)]
+              mask_view(big, upscale_nearest(gt_fg, scale), outline=outline),
+              mask_view(big, upscale_nearest(pred_fg, scale), outline=outline)]
     ph, pw = big.shape[:2]
     width = 3 * pw
 

@@ -17,124 +17,9 @@ __all__ = [
     'expression_of', 'EXPRESSION_COLORS'
 ]
 
-Color = Tuple[int, int, int]
-
-#: Colours (RGB) of the expressions in :meth:`draw_expression_masks`, in
-#: order; chosen to stay distinct from each other on photos.
-EXPRESSION_COLORS: Tuple[Color, ...] = (
-    (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25),
-    (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230),
-    (210, 245, 60), (0, 128, 128), (170, 110, 40), (128, 0, 0))
-
-#: Metainfo keys that may hold the expression, in order of preference.
-TEXT_KEYS = ('text', 'sentence', 'expression', 'raw')
-
-
-def blend_mask(image: np.ndarray, mask: np.ndarray, color: Sequence[int],
-               alpha: float) -> np.ndarray:
-    """Paint ``mask`` over ``image`` in ``color`` with opacity ``alpha``.
-
-    Masked pixels become ``round((1 - alpha) * pixel + alpha * color)``;
-    the others are unchanged.
-
-    Args:
-        image (np.ndarray): (H, W, 3) uint8.
-        mask (np.ndarray): (H, W) bool (or {0, 1}).
-        color: 3 values in [0, 255], in the image's channel order.
-        alpha (float): opacity in [0, 1].
-
-    Returns:
-        np.ndarray: a new (H, W, 3) uint8 image.
-    """
-    mask = np.asarray(mask).astype(bool)
-    if mask.shape != image.shape[:2]:
-        raise ValueError(f'mask {mask.shape} and image {image.shape[:2]} '
-                         'differ in size')
-    out = image.copy()
-    px = out[mask].astype(np.float32)
-    col = np.asarray(color, dtype=np.float32)
-    out[mask] = np.clip(
-        np.round((1.0 - alpha) * px + alpha * col), 0, 255).astype(np.uint8)
-    return out
-
-
-def mask_outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
-    """Pixels of ``mask`` that touch the background (4-neighbourhood).
-
-    Args:
-        mask (np.ndarray): (H, W) bool.
-        width (int): outline thickness in pixels.
-
-    Returns:
-        np.ndarray: (H, W) bool.
-    """
-    mask = np.asarray(mask).astype(bool)
-    inner = mask.copy()
-    for _ in range(max(1, width)):
-        padded = np.pad(inner, 1, mode='constant', constant_values=False)
-        inner = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
-                 & padded[1:-1, :-2] & padded[1:-1, 2:])
-    return mask & ~inner
-
-
-def sample_iou(pred: np.ndarray, gt: np.ndarray,
-               ignore_index: int = 255) -> float:
-    """Foreground IoU of one sample, as ``RefSegMetric`` counts it.
-
-    Args:
-        pred (np.ndarray): (H, W) prediction, foreground = 1.
-        gt (np.ndarray): (H, W) ground truth, foreground = 1; pixels equal to
-            ``ignore_index`` are left out.
-        ignore_index (int): ignored GT value.
-
-    Returns:
-        float: I / U in [0, 1]; 0 when the union is empty (the official
-        rule).
-    """
-    pred, gt = np.asarray(pred), np.asarray(gt)
-    if pred.shape != gt.shape:
-        raise ValueError(f'prediction {pred.shape} and ground truth '
-                         f'{gt.shape} differ in size')
-    valid = gt != ignore_index
-    p = (pred == 1) & valid
-    g = (gt == 1) & valid
-    union = int((p | g).sum())
-    return float((p & g).sum() / union) if union else 0.0
-
-
-def expression_of(metainfo: dict) -> str:
-    """The referring expression stored in a data sample's metainfo.
-
-    ``text`` (``RefCOCODataset`` evaluation items, ``SampleSentence``, the
-    inference API), else ``sentence``/``expression``/``raw``, else the
-    ``raw`` strings of ``sentences`` joined by ``' | '``; ``''`` if none.
-    """
-    for key in TEXT_KEYS:
-        value = metainfo.get(key)
-        if isinstance(value, str):
-            return value
-    sentences = metainfo.get('sentences')
-    if isinstance(sentences, (list, tuple)):
-        raws = [s.get('raw', '') if isinstance(s, dict) else str(s)
-                for s in sentences]
-        return ' | '.join(r for r in raws if r)
-    return ''
-
-
-def _to_numpy_mask(data) -> np.ndarray:
-    """(1, H, W) / (H, W) tensor or array -> (H, W) int64 array."""
-    arr = data.detach().cpu().numpy() if hasattr(data, 'detach') else \
-        np.asarray(data)
-    if arr.ndim == 3:
-        arr = arr[0]
-    return arr.astype(np.int64)
-
-
-def _upscale(arr: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour integer upscaling of (H, W[, C])."""
-    if factor == 1:
-        return arr
-    return np.repeat(np.repeat(arr, factor, axis=0), factor, axis=1)
+from .mask_drawing import (EXPRESSION_COLORS, Color, to_numpy_mask,
+                           upscale_nearest, blend_mask, expression_of,
+                           mask_outline, sample_iou)
 
 
 @VISUALIZERS.register_module()
@@ -257,9 +142,9 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         """
         gt = pred = None
         if 'gt_sem_seg' in data_sample:
-            gt = _to_numpy_mask(data_sample.gt_sem_seg.data)
+            gt = to_numpy_mask(data_sample.gt_sem_seg.data)
         if 'pred_sem_seg' in data_sample:
-            pred = _to_numpy_mask(data_sample.pred_sem_seg.data)
+            pred = to_numpy_mask(data_sample.pred_sem_seg.data)
         ref = pred if pred is not None else gt
         if ref is None:
             h, w = image.shape[:2]
@@ -274,18 +159,18 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
             else None
 
         scale = max(1, math.ceil(self.min_panel_size / max(h, w)))
-        image = _upscale(image, scale)
+        image = upscale_nearest(image, scale)
         panels, labels = [], []
         if draw_gt and gt is not None:
-            g = _upscale(gt == 1, scale)
+            g = upscale_nearest(gt == 1, scale)
             panel = blend_mask(image, g, self.gt_color, self.mask_alpha)
             panels.append(panel)
             labels.append('ground truth')
         if draw_pred and pred is not None:
-            p = _upscale(pred == 1, scale)
+            p = upscale_nearest(pred == 1, scale)
             panel = blend_mask(image, p, self.pred_color, self.mask_alpha)
             if gt is not None:
-                edge = mask_outline(_upscale(gt == 1, scale),
+                edge = mask_outline(upscale_nearest(gt == 1, scale),
                                     width=max(1, scale // 2))
                 panel[edge] = self.gt_color
             panels.append(panel)
@@ -479,9 +364,9 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         """
         h, w = image.shape[:2]
         scale = max(1, math.ceil(self.min_panel_size / max(h, w)))
-        panel = _upscale(np.ascontiguousarray(image[..., :3]), scale)
+        panel = upscale_nearest(np.ascontiguousarray(image[..., :3]), scale)
         if mask is not None:
-            m = _upscale(np.asarray(mask) == 1, scale)
+            m = upscale_nearest(np.asarray(mask) == 1, scale)
             panel = blend_mask(panel, m, self.gt_color, self.mask_alpha)
             panel[mask_outline(m, max(1, scale // 2))] = self.gt_color
         ph, pw = panel.shape[:2]

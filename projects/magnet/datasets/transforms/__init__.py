@@ -1,11 +1,14 @@
 """Transforms for referring image segmentation (registered in mmseg)."""
-from .loading import (LoadImageFromArray, LoadReferringMask,
-                      decode_refer_mask, to_three_channels)
+from .image_loading import (LoadImageFromArray, LoadInferenceImage,
+                            LoadReferImageFromFile, decode_image_bytes,
+                            to_three_channels)
+from .loading import LoadReferringMask, decode_refer_mask
 from .text import (SampleSentence, TextTruncationWarning, TokenizeText,
                    get_tokenizer)
 
 __all__ = [
-    'LoadReferringMask', 'LoadImageFromArray', 'decode_refer_mask',
+    'LoadReferringMask', 'LoadImageFromArray', 'LoadReferImageFromFile',
+    'LoadInferenceImage', 'decode_image_bytes', 'decode_refer_mask',
     'to_three_channels', 'SampleSentence', 'TokenizeText',
     'TextTruncationWarning', 'get_tokenizer'
 ]

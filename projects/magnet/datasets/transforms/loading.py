@@ -1,17 +1,15 @@
-"""Decode the referred object's mask from its REFER/COCO segmentation."""
+"""Loading the referred object's mask from its REFER/COCO segmentation
+(:class:`LoadReferringMask`); images: :mod:`.image_loading`."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 from pycocotools import mask as mask_utils
 
-__all__ = [
-    'decode_refer_mask', 'LoadReferringMask', 'LoadImageFromArray',
-    'to_three_channels'
-]
+__all__ = ['decode_refer_mask', 'LoadReferringMask']
 
 
 def _check_rle_size(rle: dict, height: int, width: int, where: str) -> None:
@@ -116,93 +114,3 @@ class LoadReferringMask(BaseTransform):
         if 'gt_seg_map' not in seg_fields:
             seg_fields.append('gt_seg_map')
         return results
-
-
-def to_three_channels(img: np.ndarray, where: str = 'image') -> np.ndarray:
-    """An image array as (H, W, 3) uint8, with a defined rule per layout.
-
-    * (H, W) or (H, W, 1) grayscale: the channel is repeated three times;
-    * (H, W, 3): returned unchanged (copied only if not C-contiguous, e.g.
-      a ``[..., ::-1]`` view);
-    * (H, W, 4) with alpha last (RGBA / BGRA): the alpha channel is
-      **dropped**, colours are kept as stored (no compositing onto a
-      background) — what PIL's ``Image.convert('RGB')`` does, i.e. what the
-      official loader does with an RGBA file.
-
-    The channel order is kept (BGR stays BGR).
-
-    Args:
-        img (np.ndarray): uint8 image, (H, W), (H, W, 1), (H, W, 3) or
-            (H, W, 4).
-        where (str): what the array is, for error messages (e.g. its path).
-
-    Returns:
-        np.ndarray: (H, W, 3) uint8.
-
-    Raises:
-        TypeError: ``img`` is not a numpy array.
-        ValueError: another dtype than uint8, another layout, or an empty
-            image.
-    """
-    if not isinstance(img, np.ndarray):
-        raise TypeError(f'{where}: expected a numpy array, got '
-                        f'{type(img).__name__}')
-    if img.dtype != np.uint8:
-        raise ValueError(f'{where}: expected a uint8 image, got dtype '
-                         f'{img.dtype} (convert it, e.g. '
-                         '(img * 255).round().astype(np.uint8) for floats '
-                         'in [0, 1])')
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
-        raise ValueError(f'{where}: expected an image of shape (H, W), '
-                         f'(H, W, 1), (H, W, 3) or (H, W, 4), got '
-                         f'{img.shape}')
-    if img.shape[0] == 0 or img.shape[1] == 0:
-        raise ValueError(f'{where}: the image is empty ({img.shape})')
-    if img.shape[2] == 1:
-        return np.repeat(img, 3, axis=2)
-    if img.shape[2] == 4:
-        img = img[..., :3]
-    return np.ascontiguousarray(img)
-
-
-@TRANSFORMS.register_module()
-class LoadImageFromArray(BaseTransform):
-    """Take an in-memory image from ``results['img']`` (inference).
-
-    The in-memory counterpart of ``LoadImageFromFile`` in the test pipeline:
-    the image is made (H, W, 3) uint8 by :func:`to_three_channels`
-    (grayscale repeated, alpha dropped), in the channel order of the
-    pipeline (**BGR**, like ``LoadImageFromFile``; the data preprocessor's
-    ``bgr_to_rgb`` turns it into RGB).
-
-    Required keys: ``img`` (np.uint8, (H, W[, C])).
-    Optional keys: ``img_path`` (kept, e.g. the file the array came from;
-    None otherwise).
-    Modified keys: ``img``. Added keys: ``img_path``, ``img_shape``,
-    ``ori_shape``.
-
-    Args:
-        to_float32 (bool): convert the image to float32. Defaults to False.
-    """
-
-    def __init__(self, to_float32: bool = False) -> None:
-        self.to_float32 = to_float32
-
-    def transform(self, results: dict) -> Optional[dict]:
-        img_path = results.get('img_path')
-        if 'img' not in results:
-            raise KeyError('LoadImageFromArray needs "img" (an image '
-                           'array) in the results')
-        img = to_three_channels(results['img'], img_path or 'image array')
-        if self.to_float32:
-            img = img.astype(np.float32)
-        results['img'] = img
-        results['img_path'] = img_path
-        results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
-        return results
-
-    def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(to_float32={self.to_float32})'

@@ -60,7 +60,7 @@ def get_tokenizer(name_or_dir: str):
     """
     from transformers import AutoTokenizer
 
-    from ...models.language.bert_encoder import resolve_pretrained
+    from ...utils.pretrained import resolve_pretrained
     return AutoTokenizer.from_pretrained(resolve_pretrained(name_or_dir))
 
 

@@ -6,7 +6,7 @@ the paper and the released code tell (tokens masked before the language
 encoder; a masked-token predictor over the concatenation of language, visual
 and mask tokens; cross-entropy on the masked tokens) and fills the
 unpublished parts with BERT/ovr-cnn practice, every choice a constructor
-argument. See README "Training" for what is inferred.
+argument. See docs/training.md, "What is inferred".
 
 The head does not know the segmentor. A segmentor that uses it:
 
@@ -34,23 +34,13 @@ from mmengine.model.weight_init import trunc_normal_
 from mmseg.registry import MODELS
 
 from ..layers.mask_encoder import MaskEncoder
-from ..layers.pixel_decoder import SinePositionalEncoding
+from ..layers.positional_encoding import SinePositionalEncoding
 from ..language.bert_encoder import additive_attention_mask
 
 Tensor = torch.Tensor
 
 #: token-type ids of the predictor's input
 TEXT, VISUAL, MASK = 0, 1, 2
-
-#: Conditions for measuring whether grounding uses vision and the mask:
-#: keyword arguments of ``MagNet.mask_grounding_predict``.
-CONTROL_CONDITIONS = {
-    'real': dict(blank_image=False, blank_mask=False),
-    'blank image': dict(blank_image=True, blank_mask=False),
-    'blank mask': dict(blank_image=False, blank_mask=True),
-    'blank both': dict(blank_image=True, blank_mask=True),
-}
-
 
 @MODELS.register_module()
 class MaskGroundingHead(BaseModule):

@@ -13,82 +13,48 @@ no-object = class ``num_classes``).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 import torch.nn.functional as F
+from mmcv.ops import point_sample
 from mmengine.model import BaseModule
+from mmseg.models.utils import get_uncertain_point_coords_with_randomness
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
-from ..layers.mask_decoder import MaskedAttentionDecoder
-from ..layers.pixel_decoder import MSDeformAttnPixelDecoder
-
-__all__ = [
-    'MagNetHead', 'point_sample', 'get_uncertain_point_coords_with_randomness'
-]
+__all__ = ['MagNetHead']
 
 
-def point_sample(inputs: Tensor,
-                 points: Tensor,
-                 align_corners: bool = False,
-                 padding_mode: str = 'zeros') -> Tensor:
-    """Bilinearly sample ``inputs`` at normalised points (pure PyTorch).
-
-    Args:
-        inputs (Tensor): ``(B, C, H, W)``.
-        points (Tensor): ``(B, P, 2)`` normalised ``(x, y)`` in ``[0, 1]``.
-        align_corners (bool): ``grid_sample`` convention. Defaults to False.
-        padding_mode (str): ``grid_sample`` padding. Defaults to 'zeros'.
-
-    Returns:
-        Tensor: ``(B, C, P)``.
-    """
-    grid = (2.0 * points - 1.0).unsqueeze(2).to(inputs.dtype)
-    out = F.grid_sample(
-        inputs,
-        grid,
-        mode='bilinear',
-        padding_mode=padding_mode,
-        align_corners=align_corners)
-    return out.squeeze(3)
-
-
-def get_uncertain_point_coords_with_randomness(
-        mask_logits: Tensor, num_points: int, oversample_ratio: float,
-        importance_sample_ratio: float) -> Tensor:
-    """PointRend-style importance sampling on ``-|logit|`` (no grad needed).
-
-    Samples ``num_points * oversample_ratio`` uniform points, keeps the
-    ``importance_sample_ratio * num_points`` most uncertain ones and fills up
-    with uniform random points.
-
-    Args:
-        mask_logits (Tensor): ``(B, 1, H, W)``.
-
-    Returns:
-        Tensor: ``(B, num_points, 2)`` normalised ``(x, y)``.
-    """
-    bs = mask_logits.shape[0]
-    num_sampled = int(num_points * oversample_ratio)
-    coords = torch.rand(bs, num_sampled, 2, device=mask_logits.device)
-    uncertainty = -point_sample(mask_logits, coords).abs()[:, 0]
-    num_uncertain = int(importance_sample_ratio * num_points)
-    num_random = num_points - num_uncertain
-    idx = torch.topk(uncertainty, k=num_uncertain, dim=1)[1]
-    coords = torch.gather(coords, 1, idx[..., None].expand(-1, -1, 2))
-    if num_random > 0:
-        coords = torch.cat([
-            coords,
-            torch.rand(bs, num_random, 2, device=mask_logits.device)
-        ], 1)
-    return coords
+def _fill(cfg: ConfigType, name: str, **shared) -> dict:
+    """``cfg`` with the widths the head shares with its sub-module."""
+    cfg = dict(cfg)
+    for key, value in shared.items():
+        given = cfg.get(key, value)
+        if isinstance(given, list):
+            given = tuple(given)
+        if given != value:
+            raise ValueError(
+                f'MagNetHead: {name}.{key}={cfg[key]!r} differs from the '
+                f'head\'s {value!r}; set it on the head (it is shared)')
+        cfg[key] = value
+    return cfg
 
 
 @MODELS.register_module()
 class MagNetHead(BaseModule):
     """MagNet's Mask2Former head for referring segmentation (one mask).
+
+    Composed like mmdet's ``Mask2FormerHead``: the pixel decoder and the
+    transformer decoder are registered modules given as nested configs; the
+    head fills in the widths they share (``in_channels``, ``strides``,
+    ``feat_channels``, ``mask_channels``, ``num_queries``, ``num_classes``,
+    ``num_transformer_feat_level``), and a nested config that sets one of
+    them to another value is an error.
+
+    Several queries (``num_queries > 1``, the best-scoring mask is taken)
+    are kept for the generalised-RIS (gRefCOCO) configs; MagNet has one.
 
     Args:
         in_channels (Sequence[int]): input channels, fine to coarse
@@ -96,35 +62,21 @@ class MagNetHead(BaseModule):
         strides (Sequence[int]): input strides. Defaults to
             ``(4, 8, 16, 32)``.
         feat_channels (int): pixel-decoder width (official ``CONVS_DIM``).
-        mask_channels (int): mask feature width (``MASK_DIM``).
-        hidden_channels (int): decoder query width (``HIDDEN_DIM``).
-        num_heads (int): heads of MSDA and decoder attention (``NHEADS``).
-        num_points (int): MSDA sampling points. Defaults to 4.
-        num_encoder_layers (int): deformable encoder layers
-            (``TRANSFORMER_ENC_LAYERS``). Defaults to 4.
-        encoder_ffn_channels (int): encoder FFN width. Defaults to 1024.
-        num_decoder_layers (int): decoder layers actually built (official
-            ``DEC_LAYERS - 1``). Defaults to 9.
-        decoder_ffn_channels (int): decoder FFN width (``DIM_FEEDFORWARD``).
+        mask_channels (int): pixel-embedding width (``MASK_DIM``).
         num_queries (int): Defaults to 1.
         num_classes (int): classes of the class head (+1 no-object) and of
             the segmentor. Defaults to 1.
         num_transformer_feat_level (int): pixel-decoder outputs cycled
             through by the decoder. Defaults to 3.
-        num_encoder_levels (int, optional): inputs fed to the deformable
-            encoder (the coarsest ones). Defaults to all.
-        common_stride (int): mask feature stride. Defaults to 4.
-        pre_norm (bool): pre-norm decoder layers. Defaults to False.
-        dropout (float): encoder dropout (``DROPOUT``). Defaults to 0.0.
-        decoder_dropout (float): decoder dropout. Defaults to 0.0.
-        enforce_input_proj (bool): 1x1 projections before the decoder even
-            when widths agree. Defaults to False.
-        norm_cfg (dict): pixel-decoder conv norm. Defaults to GN(32).
+        pixel_decoder (dict): config of the pixel decoder, e.g.
+            ``dict(type='MSDeformAttnPixelDecoder', num_encoder_layers=4,
+            num_heads=8, feedforward_channels=1024)``.
+        transformer_decoder (dict): config of the query decoder, e.g.
+            ``dict(type='MaskedAttentionDecoder', hidden_channels=256,
+            num_heads=8, num_layers=9, feedforward_channels=2048)``.
         align_corners (bool): upsampling of the mask logits in ``predict``
             (and, through the segmentor, to the original image). Defaults to
             True (official).
-        threshold (float): probability threshold used by mmseg for the
-            1-channel output. Defaults to 0.5.
         ignore_index (int): GT value ignored by the losses. Defaults to 255.
         loss_cls (dict, optional): softmax class loss config (called with
             per-query weights and ``avg_factor``); None disables it.
@@ -152,25 +104,14 @@ class MagNetHead(BaseModule):
                  strides: Sequence[int] = (4, 8, 16, 32),
                  feat_channels: int = 256,
                  mask_channels: int = 256,
-                 hidden_channels: int = 256,
-                 num_heads: int = 8,
-                 num_points: int = 4,
-                 num_encoder_layers: int = 4,
-                 encoder_ffn_channels: int = 1024,
-                 num_decoder_layers: int = 9,
-                 decoder_ffn_channels: int = 2048,
                  num_queries: int = 1,
                  num_classes: int = 1,
                  num_transformer_feat_level: int = 3,
-                 num_encoder_levels: Optional[int] = None,
-                 common_stride: int = 4,
-                 pre_norm: bool = False,
-                 dropout: float = 0.0,
-                 decoder_dropout: float = 0.0,
-                 enforce_input_proj: bool = False,
-                 norm_cfg: ConfigType = dict(type='GN', num_groups=32),
+                 pixel_decoder: ConfigType = dict(
+                     type='MSDeformAttnPixelDecoder'),
+                 transformer_decoder: ConfigType = dict(
+                     type='MaskedAttentionDecoder'),
                  align_corners: bool = True,
-                 threshold: float = 0.5,
                  ignore_index: int = 255,
                  loss_cls: OptConfigType = dict(
                      type='mmseg.CrossEntropyLoss',
@@ -204,7 +145,10 @@ class MagNetHead(BaseModule):
         self.align_corners = align_corners
         self.num_classes = num_classes
         self.out_channels = 1
-        self.threshold = threshold
+        # forward() returns a dict with the pixel embeddings
+        # ("mask_features"), which the alignment loss uses
+        self.provides_pixel_embeddings = True
+        self.mask_channels = mask_channels
         self.ignore_index = ignore_index
 
         self.num_queries = num_queries
@@ -213,33 +157,16 @@ class MagNetHead(BaseModule):
             dict(point_sample_cfg) if point_sample_cfg is not None else None)
         self.dense_loss_at_gt_size = dense_loss_at_gt_size
 
-        self.pixel_decoder = MSDeformAttnPixelDecoder(
-            in_channels=in_channels,
-            strides=strides,
-            feat_channels=feat_channels,
-            out_channels=mask_channels,
-            num_outs=num_transformer_feat_level,
-            num_encoder_levels=num_encoder_levels,
-            num_encoder_layers=num_encoder_layers,
-            num_heads=num_heads,
-            num_points=num_points,
-            feedforward_channels=encoder_ffn_channels,
-            dropout=dropout,
-            common_stride=common_stride,
-            norm_cfg=norm_cfg)
-        self.transformer_decoder = MaskedAttentionDecoder(
-            in_channels=feat_channels,
-            hidden_channels=hidden_channels,
-            mask_channels=mask_channels,
-            num_classes=num_classes,
-            num_queries=num_queries,
-            num_heads=num_heads,
-            num_layers=num_decoder_layers,
-            feedforward_channels=decoder_ffn_channels,
-            num_feature_levels=num_transformer_feat_level,
-            dropout=decoder_dropout,
-            pre_norm=pre_norm,
-            enforce_input_proj=enforce_input_proj)
+        self.pixel_decoder = MODELS.build(
+            _fill(pixel_decoder, 'pixel_decoder',
+                  in_channels=tuple(in_channels), strides=tuple(strides),
+                  feat_channels=feat_channels, out_channels=mask_channels,
+                  num_outs=num_transformer_feat_level))
+        self.transformer_decoder = MODELS.build(
+            _fill(transformer_decoder, 'transformer_decoder',
+                  in_channels=feat_channels, mask_channels=mask_channels,
+                  num_classes=num_classes, num_queries=num_queries,
+                  num_feature_levels=num_transformer_feat_level))
 
         self.loss_cls = MODELS.build(loss_cls) if loss_cls else None
         self.loss_mask = MODELS.build(loss_mask) if loss_mask else None
@@ -304,8 +231,8 @@ class MagNetHead(BaseModule):
             test_cfg (dict, optional): unused.
 
         Returns:
-            Tensor: ``(B, 1, H, W)`` mask logits (mmseg's segmentor applies
-            sigmoid and ``threshold`` for a 1-channel output).
+            Tensor: ``(B, 1, H, W)`` mask logits (the segmentor applies the
+            sigmoid and its ``test_cfg.threshold``).
         """
         outputs = self.forward(inputs)
         mask_logits = self._select_mask(outputs['pred_logits'],
@@ -423,8 +350,9 @@ class MagNetHead(BaseModule):
         logits = mask_pred[torch.arange(bs), matched][:, None].float()
         if self.point_sample_cfg is not None:
             with torch.no_grad():
+                # labels are unused for a 1-channel prediction
                 points = get_uncertain_point_coords_with_randomness(
-                    logits, **self.point_sample_cfg)
+                    logits, None, **self.point_sample_cfg)
                 # border padding: no artificial background at image borders
                 target = point_sample(
                     gt_fg, points, padding_mode='border')[:, 0]

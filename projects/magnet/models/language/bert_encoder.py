@@ -1,8 +1,6 @@
 """BERT language encoder of MagNet, updated by vision after every stage."""
 from __future__ import annotations
 
-import importlib.util
-import os.path as osp
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -11,6 +9,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
+from ...utils.pretrained import resolve_pretrained
 from ..layers.language_fusion import LanguageFusion
 from ..utils.init_cfg import pretrained_checkpoint
 
@@ -28,22 +27,6 @@ BERT_BASE_UNCASED = dict(
 #: convention). Newer transformers use ``finfo.min``, which overflows in the
 #: language-side fusion (it multiplies features by this mask).
 ADDITIVE_MASK_VALUE = -10000.0
-
-
-def resolve_pretrained(name_or_path: str) -> str:
-    """Resolve ``pkg://<package>/<subdir>`` to a folder of an installed
-    package; any other value (hub name, local folder) is returned as is."""
-    if not name_or_path.startswith('pkg://'):
-        return name_or_path
-    package, _, subdir = name_or_path[len('pkg://'):].partition('/')
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f'{name_or_path}: package "{package}" is not installed')
-    path = osp.join(list(spec.submodule_search_locations)[0], subdir)
-    if not osp.isdir(path):
-        raise FileNotFoundError(f'{name_or_path}: {path} is not a folder')
-    return path
 
 
 def additive_attention_mask(attention_mask: Tensor,

@@ -20,7 +20,7 @@ from mmengine.model import BaseModule, ModuleList
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from .pixel_decoder import SinePositionalEncoding
+from .positional_encoding import SinePositionalEncoding
 
 __all__ = ['MaskedAttentionDecoderLayer', 'MaskedAttentionDecoder']
 

@@ -1,7 +1,7 @@
 """Random masking of expression tokens for Mask Grounding.
 
 The rules (BERT/ovr-cnn practice; the paper's exact ratio is not published,
-see README "Training"):
+see docs/training.md):
 
 * only real word pieces are candidates: never padding (``attention_mask ==
   0``) and never the special ids ([CLS], [SEP], [PAD], [MASK], [UNK]);

@@ -2,11 +2,11 @@
 contrastive terms (training only).
 
 The paper names the loss but its terms are not published; this is the
-reading of README "Training" (all weights and the temperature are
-arguments). With L2-normalised pixel embeddings ``e_p`` (B, D, h, w), the
-projected sentence embedding ``t`` (B, D), the ground truth resized to
-(h, w) with foreground F, background G (ignored pixels in neither) and
-temperature tau:
+reading of docs/training.md, "What is inferred" (all weights and the
+temperature are arguments). With L2-normalised pixel embeddings ``e_p``
+(B, D, h, w), the projected sentence embedding ``t`` (B, D), the ground
+truth resized to (h, w) with foreground F, background G (ignored pixels in
+neither) and temperature tau:
 
 * pixel-to-text (sigmoid contrast, balanced):
   ``L_p2t = 1/2 mean_{p in F} softplus(-s_p) + 1/2 mean_{p in G}

@@ -1,3 +1,4 @@
-from .magnet import TRAINING_ONLY_MODULES, MagNet, inference_model_cfg
+from .magnet import MagNet
+from .training_modules import TRAINING_ONLY_MODULES, inference_model_cfg
 
 __all__ = ['MagNet', 'TRAINING_ONLY_MODULES', 'inference_model_cfg']

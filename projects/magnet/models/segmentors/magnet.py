@@ -1,7 +1,6 @@
 """MagNet segmentor: multimodal Swin + BERT, fused both ways, + mask head."""
 from __future__ import annotations
 
-import copy
 import math
 from typing import Dict, List, Optional, Tuple
 
@@ -10,7 +9,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
-from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
@@ -18,14 +16,12 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList, add_prefix)
 
+from .training_modules import tolerate_training_modules
+
 Tensor = torch.Tensor
 
 TEXT_KEYS = ('input_ids', 'attention_mask')
 OUTPUT_SIZES = ('input', 'original')
-#: Submodules used by training objectives only: never run at inference,
-#: stripped by ``tools/model_converters/publish_model.py`` and allowed to be
-#: missing when inference weights are loaded.
-TRAINING_ONLY_MODULES = ('mask_grounding', 'alignment_loss')
 SENTENCE_POOLING = ('mean', 'cls')
 
 
@@ -58,7 +54,10 @@ class MagNet(EncoderDecoder):
     Args:
         backbone (dict): A :class:`MultimodalSwin` config.
         text_encoder (dict): A :class:`BertLanguageEncoder` config.
-        decode_head (dict): A :class:`MagNetHead` config.
+        decode_head (dict): A :class:`MagNetHead` config, or any mmseg
+            decode head giving 1 channel (sigmoid, ``test_cfg.threshold``)
+            or 2 channels (softmax, argmax); with a stock head the alignment
+            loss must be off (it needs the head's pixel embeddings).
         lang_proj_dim (int, optional): Width of ``lang_proj``, a sentence
             projection used by training objectives (present in the released
             weights, unused at inference). None to leave it out.
@@ -69,10 +68,13 @@ class MagNet(EncoderDecoder):
             head's ``mask_channels``).
         sentence_pooling (str): Sentence embedding for the alignment loss:
             ``'mean'`` of the real tokens or the ``'cls'`` token.
-        test_cfg (dict): ``mode='whole'`` and ``output_size``: ``'input'``
+        test_cfg (dict): ``mode='whole'``; ``output_size``: ``'input'``
             (masks at the network input size — the official protocol, which
             scores against the resized ground truth) or ``'original'``
-            (masks resized to the original image size).
+            (masks resized to the original image size); ``threshold``
+            (default 0.5): the probability above which a pixel of a
+            1-channel output is the referent. The one place that decides
+            both (``predict``, the API and the visualiser read them here).
     """
 
     def __init__(self,
@@ -92,11 +94,15 @@ class MagNet(EncoderDecoder):
         test_cfg = ConfigDict({
             'mode': 'whole',
             'output_size': 'input',
+            'threshold': 0.5,
             **(test_cfg or {})
         })
         if test_cfg['output_size'] not in OUTPUT_SIZES:
             raise ValueError(f'test_cfg.output_size must be one of '
                              f'{OUTPUT_SIZES}, got {test_cfg["output_size"]}')
+        if not 0.0 <= float(test_cfg['threshold']) <= 1.0:
+            raise ValueError(f'test_cfg.threshold must be in [0, 1], got '
+                             f'{test_cfg["threshold"]}')
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -124,11 +130,10 @@ class MagNet(EncoderDecoder):
             MODELS.build(alignment_loss) if alignment_loss else None)
         if self.mask_grounding is not None:
             self._check_mask_grounding()
-        if self.alignment_loss is not None and self.lang_proj is None:
-            raise ValueError('alignment_loss needs the sentence projection: '
-                             'set lang_proj_dim (= the head\'s mask_channels)')
+        if self.alignment_loss is not None:
+            self._check_alignment_loss(lang_proj_dim)
         self.register_load_state_dict_post_hook(
-            _tolerate_training_modules)
+            tolerate_training_modules)
 
     def _check_mask_grounding(self) -> None:
         head = self.mask_grounding
@@ -146,6 +151,24 @@ class MagNet(EncoderDecoder):
                 raise ValueError(
                     f'mask_grounding.{key}={getattr(head, key)} does not '
                     f'match the model: expected {value}')
+
+    def _check_alignment_loss(self, lang_proj_dim: Optional[int]) -> None:
+        head = self.decode_head
+        name = type(head).__name__
+        if not getattr(head, 'provides_pixel_embeddings', False):
+            raise ValueError(
+                f'alignment_loss needs the decode head\'s pixel embeddings '
+                f'(forward() -> dict with "mask_features"); {name} gives '
+                f'none. Set model.alignment_loss=None to train with this '
+                f'head, or use MagNetHead.')
+        if self.lang_proj is None:
+            raise ValueError('alignment_loss needs the sentence projection: '
+                             'set lang_proj_dim (= the head\'s mask_channels)')
+        width = getattr(head, 'mask_channels', None)
+        if width is not None and width != lang_proj_dim:
+            raise ValueError(
+                f'alignment_loss: lang_proj_dim={lang_proj_dim} must equal '
+                f'the head\'s pixel-embedding width (mask_channels={width})')
 
     @property
     def with_mask_grounding(self) -> bool:
@@ -253,7 +276,7 @@ class MagNet(EncoderDecoder):
         losses = dict()
         if self.with_alignment_loss:
             outputs = self.decode_head.forward(feats)
-            if 'mask_features' not in outputs:
+            if not isinstance(outputs, dict) or 'mask_features' not in outputs:
                 raise KeyError(
                     f'alignment_loss needs pixel embeddings: '
                     f'{type(self.decode_head).__name__}.forward() returned '
@@ -300,42 +323,6 @@ class MagNet(EncoderDecoder):
         """The language encoder's word-embedding matrix (V, L)."""
         return self.text_encoder.bert.embeddings.word_embeddings.weight
 
-    def mask_grounding_predict(
-            self,
-            inputs: Tensor,
-            data_samples: SampleList,
-            input_ids: Optional[Tensor] = None,
-            attention_mask: Optional[Tensor] = None,
-            blank_image: bool = False,
-            blank_mask: bool = False,
-            generator: Optional[torch.Generator] = None,
-            mask_only: bool = True) -> Tuple[Tensor, Tensor]:
-        """Mask the expressions, encode them with the image, predict.
-
-        Args:
-            inputs (Tensor): (B, 3, H, W) preprocessed images.
-            data_samples (list[SegDataSample]): with ``gt_sem_seg``.
-            input_ids, attention_mask (Tensor, optional): (B, N); read from
-                the metainfo when not given.
-            blank_image (bool): Replace the images by zeros (the mean image
-                after normalisation) - a control without vision.
-            blank_mask (bool): Replace the ground-truth masks by zeros.
-            generator (torch.Generator, optional): Masking randomness.
-            mask_only (bool): Every selected token becomes [MASK] (the
-                default, for measuring; training keeps some tokens).
-
-        Returns:
-            tuple: logits (M, V) and targets (M, ) of the masked tokens.
-        """
-        if not self.with_mask_grounding:
-            raise RuntimeError('this model has no mask_grounding head')
-        if input_ids is None or attention_mask is None:
-            input_ids, attention_mask = self.text_inputs(
-                [s.metainfo for s in data_samples], inputs.device)
-        return self.mask_grounding.predict(*self._mask_grounding_inputs(
-            inputs, data_samples, input_ids, attention_mask, generator,
-            mask_only, blank_image, blank_mask))
-
     def mask_grounding_loss(self, inputs: Tensor, data_samples: SampleList,
                             input_ids: Tensor,
                             attention_mask: Tensor) -> Dict[str, Tensor]:
@@ -354,10 +341,8 @@ class MagNet(EncoderDecoder):
                                data_samples: SampleList,
                                input_ids: Tensor,
                                attention_mask: Tensor,
-                               generator: Optional[torch.Generator] = None,
-                               mask_only: bool = False,
-                               blank_image: bool = False,
-                               blank_mask: bool = False) -> tuple:
+                               generator: Optional[torch.Generator] = None
+                               ) -> tuple:
         """Mask the expressions and encode them with the images again (the
         first, unmasked pass cannot be reused: its features carry the hidden
         words). Returns the arguments of ``MaskGroundingHead.loss`` /
@@ -365,14 +350,10 @@ class MagNet(EncoderDecoder):
         word embeddings."""
         head = self.mask_grounding
         masked_ids, labels = head.mask_tokens(input_ids, attention_mask,
-                                              generator, mask_only)
-        if blank_image:
-            inputs = torch.zeros_like(inputs)
+                                              generator)
         enc = self.encode(inputs, masked_ids, attention_mask,
                           return_words=True)
         masks = (self._gt_labels(data_samples) == 1).to(inputs.dtype)
-        if blank_mask:
-            masks = torch.zeros_like(masks)
         return (enc['words'], attention_mask, enc['feats'][head.visual_level],
                 masks, labels, self.word_embeddings())
 
@@ -387,18 +368,24 @@ class MagNet(EncoderDecoder):
 
     def postprocess_result(self, seg_logits: Tensor,
                            data_samples: OptSampleList = None) -> SampleList:
-        """Probabilities and binary masks.
+        """Referent probabilities and binary masks.
 
-        ``seg_logits`` (probability, ``sigmoid`` of the mask logits) and
-        ``pred_sem_seg`` (``prob > threshold``), (1, H, W) each, at the input
-        size (padding removed) or at the original size, per
-        ``test_cfg.output_size``.
+        ``seg_logits`` (B, C, H, W) are the head's logits at the (padded)
+        input size. Per sample, after removing padding and (``test_cfg.
+        output_size='original'``) resizing to the original image:
+
+        * C == 1 (MagNet, or a stock head with ``out_channels=1``):
+          ``seg_logits`` = ``sigmoid`` (1, H, W) and ``pred_sem_seg`` =
+          ``prob > test_cfg.threshold``;
+        * C >= 2 (a stock head with softmax classes): ``seg_logits`` =
+          ``softmax`` over the classes, (C, H, W), and ``pred_sem_seg`` =
+          their argmax (mmseg's rule); for C == 2 class 1 is the referent.
         """
-        B = seg_logits.shape[0]
+        B, C = seg_logits.shape[:2]
         if data_samples is None:
             data_samples = [SegDataSample() for _ in range(B)]
         H, W = seg_logits.shape[-2:]
-        threshold = self.decode_head.threshold
+        threshold = float(self.test_cfg['threshold'])
         for i, sample in enumerate(data_samples):
             meta = sample.metainfo
             logits = seg_logits[i:i + 1]
@@ -412,58 +399,14 @@ class MagNet(EncoderDecoder):
                 logits = F.interpolate(
                     logits, size=tuple(meta['ori_shape'][:2]),
                     mode='bilinear', align_corners=self.align_corners)
-            prob = logits[0].sigmoid()
+            if C == 1:
+                prob = logits[0].sigmoid()
+                pred = (prob > threshold).long()
+            else:
+                prob = logits[0].softmax(0)
+                pred = prob.argmax(0, keepdim=True)
             sample.set_data({
                 'seg_logits': PixelData(data=prob),
-                'pred_sem_seg': PixelData(data=(prob > threshold).long())
+                'pred_sem_seg': PixelData(data=pred)
             })
         return data_samples
-
-
-def inference_model_cfg(model_cfg: dict) -> dict:
-    """Copy of a segmentor config without its training-only modules.
-
-    ``mask_grounding`` and ``alignment_loss`` never run at inference; an
-    inference build leaves them out (about 10 M parameters and 40 MB for the
-    paper model). Weights that contain them still load strictly (their keys
-    are ignored, see :func:`_tolerate_training_modules`).
-    """
-    cfg = copy.deepcopy(model_cfg)
-    for name in TRAINING_ONLY_MODULES:
-        if cfg.get(name) is not None:
-            cfg[name] = None
-    cfg['train_cfg'] = None
-    return cfg
-
-
-def _tolerate_training_modules(module: nn.Module,
-                                    incompatible_keys) -> None:
-    """Let weights load strictly whatever training-only modules they have.
-
-    A training-only module whose keys are *all* missing keeps its fresh
-    initialisation; partially missing keys are still reported. Keys of a
-    training-only module that the model does not build (an inference build,
-    :func:`inference_model_cfg`) are ignored.
-    """
-    unexpected = incompatible_keys.unexpected_keys
-    for name in TRAINING_ONLY_MODULES:
-        if getattr(module, name, None) is not None:
-            continue
-        keys = [k for k in unexpected if k.startswith(name + '.')]
-        for k in keys:
-            unexpected.remove(k)
-        if keys:
-            print_log(f'{name}: {len(keys)} weights ignored (training-only '
-                      'module not built)', logger='current')
-    missing = incompatible_keys.missing_keys
-    for name in TRAINING_ONLY_MODULES:
-        sub = getattr(module, name, None)
-        if sub is None:
-            continue
-        keys = [k for k in missing if k.startswith(name + '.')]
-        own = [name + '.' + k for k in sub.state_dict()]
-        if keys and sorted(keys) == sorted(own):
-            for k in keys:
-                missing.remove(k)
-            print_log(f'{name}: not in the loaded weights (training-only '
-                      'module), keeps its initialisation', logger='current')

@@ -8,8 +8,13 @@ Supported sources (detected from the key names):
 * mmseg Swin backbones or segmentors (``backbone.`` prefix stripped);
 * mmpretrain Swin classifiers (``backbone.`` prefix stripped, legacy
   ``norm.`` -> last ``norm{i}``);
-* MagNet checkpoints: official (``image_model.`` keys, converted with the
-  project's converter) or this project's (``backbone.`` prefix).
+* MagNet checkpoints: official (``image_model.`` keys: plain Swin keys with
+  mmseg's rules, fusion keys with :data:`VISION_RULES`) or this project's
+  (``backbone.`` prefix).
+
+This module is the one place that maps vision keys: the backbone's
+``init_weights`` and the official-checkpoint converter
+(``projects/magnet/converters/official.py``) both use it.
 
 Relative-position bias tables of another window size are resized bicubically
 (as mmseg's ``SwinTransformer.init_weights`` does).
@@ -18,16 +23,69 @@ from __future__ import annotations
 
 import importlib.util
 import os.path as osp
+import re
 from collections import OrderedDict
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 
 from ...compat.checkpoint import load_weights
+from .key_rules import KeyRule, apply_key_rules
 
 StateDict = Dict[str, torch.Tensor]
+
+#: vision PWAM sub-keys: (official name, project name, squeeze 1x1 conv)
+_PWAM_VISION = [
+    (r'vis_project\.0', 'vis_proj', True),
+    (r'image_lang_att\.f_query\.0', 'attn.query_proj', False),
+    (r'image_lang_att\.f_query\.1', 'attn.query_norm', False),
+    (r'image_lang_att\.f_key\.0', 'attn.key_proj', True),
+    (r'image_lang_att\.f_value\.0', 'attn.value_proj', True),
+    (r'image_lang_att\.W\.0', 'attn.out_proj', False),
+    (r'image_lang_att\.W\.1', 'attn.out_norm', False),
+    (r'project_mm\.0', 'mm_proj', True),
+]
+
+_PYRAMID = {'1': 'expand', '2': 'norm', '3': 'squeeze', '5': 'reduce'}
+
+#: (official regex under ``image_model.``, project key under ``backbone.``
+#: (template or callable on the match), squeeze 1x1 conv weight)
+VISION_RULES: List[KeyRule] = (
+    [(rf'layers\.(\d+)\.fusion\.{old}\.(weight|bias)',
+      rf'pwams.\1.{new}.\2', sq) for old, new, sq in _PWAM_VISION] +
+    [(rf'layers\.(\d+)\.fusions\.(\d+)\.{old}\.(weight|bias)',
+      rf'alignments.\1.pwams.\2.{new}.\3', sq)
+     for old, new, sq in _PWAM_VISION] +
+    [(r'layers\.(\d+)\.res_gate\.0\.weight', r'gates.\1.fc1.weight', False),
+     (r'layers\.(\d+)\.res_gate\.2\.weight', r'gates.\1.fc2.weight', False),
+     (r'layers\.(\d+)\.pyramids\.(\d+)\.([1235])\.(weight|bias)',
+      lambda m: f'alignments.{m[1]}.pyramids.{m[2]}.{_PYRAMID[m[3]]}.{m[4]}',
+      True),
+     (r'layers\.(\d+)\.mixer\.([012])\.(weight|bias)',
+      r'alignments.\1.mixer.\2.\3', False)])
+
+SWIN_PLAIN = re.compile(
+    r'(patch_embed\..+|layers\.\d+\.blocks\..+|layers\.\d+\.downsample\..+'
+    r'|norm\d+\.(weight|bias))$')
+
+
+def convert_official_vision(vision: Mapping[str, torch.Tensor],
+                            unmatched: Optional[List[str]] = None
+                            ) -> StateDict:
+    """Official MagNet ``image_model.*`` keys (prefix removed) -> this
+    project's :class:`MultimodalSwin` keys: the plain Swin part with mmseg's
+    ``swin2mmseg`` rules, the fusion part with :data:`VISION_RULES`. Keys no
+    rule matches are appended to ``unmatched`` (as ``image_model.<key>``)."""
+    unmatched = [] if unmatched is None else unmatched
+    plain = OrderedDict((k, v) for k, v in vision.items()
+                        if SWIN_PLAIN.match(k))
+    fusion = OrderedDict((k, v) for k, v in vision.items() if k not in plain)
+    out: StateDict = OrderedDict(mmseg_convert_swin(plain)) if plain \
+        else OrderedDict()
+    apply_key_rules(fusion, VISION_RULES, 'image_model.', '', out, unmatched)
+    return out
 
 _MMSEG_SWIN_CONVERTER = 'tools/model_converters/swin2mmseg.py'
 
@@ -87,9 +145,7 @@ def swin_state_dict_to_mmseg(checkpoint: Mapping,
     if prefix is not None:
         state = _strip(state, prefix)
     elif any(k.startswith('image_model.') for k in state):
-        from ...converters.official import convert_official_checkpoint
-        converted = convert_official_checkpoint(state, strict=False)
-        state = _strip(converted, 'backbone.')
+        return convert_official_vision(_strip(state, 'image_model.'))
     else:
         if any(k.startswith('module.') for k in state):
             state = _strip(state, 'module.')

@@ -1,0 +1,220 @@
+"""Build a segmentor for inference: :func:`init_model`."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os.path as osp
+import warnings
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+
+from ..compat.checkpoint import install_checkpoint_loader
+from ..datasets.refcoco import RefCOCODataset
+
+__all__ = [
+    'OUTPUT_SIZES', 'as_config', 'check_device', 'init_model',
+    'model_test_cfg', 'call_test_cfg', 'override_test_cfg'
+]
+
+#: ``output_size`` of an inference call: the original image size, or the
+#: config's own ``test_cfg.output_size`` (the network input size for the
+#: official protocol).
+OUTPUT_SIZES = ('original', 'model')
+
+ConfigInput = Union[str, Path, Config, dict]
+
+
+def as_config(config: ConfigInput) -> Config:
+    """A config file / Config / dict as a new :class:`Config` (a copy).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        TypeError: another type.
+    """
+    if isinstance(config, (str, Path)):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config file not found: {config}')
+        return Config.fromfile(str(config))
+    if isinstance(config, Config):
+        return copy.deepcopy(config)
+    if isinstance(config, dict):
+        return Config(copy.deepcopy(dict(config)))
+    raise TypeError('config must be a file path, a mmengine Config or a '
+                    f'dict, got {type(config).__name__}')
+
+
+def check_device(device: Union[str, torch.device]) -> torch.device:
+    """``device`` as a :class:`torch.device` that exists here.
+
+    Raises:
+        ValueError: not a device name.
+        RuntimeError: CUDA (or that CUDA index) is not available.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f'invalid device {device!r}: {e}') from e
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise RuntimeError(f'device {device!r} requested but CUDA is '
+                               'not available; use device="cpu"')
+        index = 0 if dev.index is None else dev.index
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f'device {device!r} requested but only '
+                f'{torch.cuda.device_count()} CUDA device(s) are visible')
+    return dev
+
+
+def _quiet_init_weights(model: torch.nn.Module) -> None:
+    """``model.init_weights()`` without mmengine's per-parameter INFO log."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+
+
+def init_model(config: ConfigInput,
+               checkpoint: Optional[str] = None,
+               device: Union[str, torch.device] = 'cpu',
+               cfg_options: Optional[dict] = None,
+               strict: bool = True) -> torch.nn.Module:
+    """Build a MagNet (or any mmseg) segmentor for inference.
+
+    Args:
+        config: config file, :class:`mmengine.Config` or dict (with a
+            ``model`` key and a test pipeline: ``test_dataloader`` /
+            ``val_dataloader`` / ``test_pipeline``).
+        checkpoint (str, optional): weights, read with mmengine's
+            ``load_checkpoint`` through the project's weights-only loader
+            (see ``projects/magnet/compat/checkpoint.py``). ``None``: no
+            checkpoint — the weights are those of ``init_weights()``
+            (random, or pretrained parts named by ``init_cfg``) and a
+            warning says so.
+        device: ``'cpu'``, ``'cuda'`` or ``'cuda:N'``.
+        cfg_options (dict, optional): overrides merged into the config.
+        strict (bool): refuse a checkpoint whose keys do not match the
+            model. Defaults to True (a missing weight makes the masks
+            meaningless).
+
+    Returns:
+        nn.Module: the model in eval mode on ``device``, built without its
+        training-only modules (Mask Grounding, alignment loss), with ``cfg``
+        (the config) and ``dataset_meta`` (classes/palette) attributes. Its
+        ``test_cfg`` is the config's (``output_size``, ``threshold``).
+
+    Raises:
+        FileNotFoundError: the config or the checkpoint does not exist.
+        KeyError: the config has no ``model``.
+        ValueError / RuntimeError: a bad or unavailable device; a
+            checkpoint with missing or unexpected keys (``strict``).
+    """
+    cfg = as_config(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if 'model' not in cfg:
+        raise KeyError('the config has no "model"')
+    dev = check_device(device)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    from mmseg.registry import MODELS
+
+    from ..models.segmentors import inference_model_cfg
+
+    model_cfg = inference_model_cfg(cfg.model)
+    model_cfg.pop('pretrained', None)
+    model = MODELS.build(model_cfg)
+    meta: dict = {}
+    if checkpoint is None:
+        warnings.warn(
+            'init_model: no checkpoint given; the model has the weights '
+            'of init_weights() (random, or the pretrained parts of its '
+            'init_cfg): its masks are not meaningful')
+        _quiet_init_weights(model)
+    else:
+        checkpoint = str(checkpoint)
+        if '://' not in checkpoint and not osp.isfile(checkpoint):
+            raise FileNotFoundError(
+                f'checkpoint file not found: {checkpoint}')
+        install_checkpoint_loader()  # weights-only unless trusted
+        ckpt = load_checkpoint(
+            model, checkpoint, map_location='cpu', strict=strict,
+            logger='silent')
+        meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    model.dataset_meta = meta.get('dataset_meta') or dict(
+        classes=RefCOCODataset.METAINFO['classes'],
+        palette=RefCOCODataset.METAINFO['palette'])
+    model.cfg = cfg
+    model.to(dev)
+    model.eval()
+    return model
+
+
+def model_test_cfg(model: torch.nn.Module):
+    """The segmentor's ``test_cfg`` (``output_size``, ``threshold``...).
+
+    Raises:
+        ValueError: the model has none.
+    """
+    test_cfg = getattr(model, 'test_cfg', None)
+    if test_cfg is None:
+        raise ValueError(f'{type(model).__name__} has no test_cfg '
+                         '(output_size, threshold)')
+    return test_cfg
+
+
+def call_test_cfg(model_output_size: str,
+                  threshold: Optional[float] = None,
+                  output_size: Optional[str] = None) -> dict:
+    """The ``test_cfg`` entries of an inference call.
+
+    Args:
+        model_output_size (str): the config's ``test_cfg.output_size``.
+        threshold (float, optional): ``test_cfg.threshold`` for the call.
+        output_size (str, optional): one of :data:`OUTPUT_SIZES`
+            (``'original'`` if None).
+
+    Returns:
+        dict: ``output_size`` (``'original'`` or ``model_output_size``) and
+        ``threshold`` when given.
+
+    Raises:
+        ValueError: another ``output_size``; ``threshold`` not in [0, 1].
+    """
+    output_size = output_size or 'original'
+    if output_size not in OUTPUT_SIZES:
+        raise ValueError(f'output_size must be "original" or "model", '
+                         f'got {output_size!r}')
+    overrides = dict(output_size='original' if output_size == 'original'
+                     else model_output_size)
+    if threshold is not None:
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f'threshold must be in [0, 1], got {threshold}')
+        overrides['threshold'] = float(threshold)
+    return overrides
+
+
+@contextlib.contextmanager
+def override_test_cfg(model: torch.nn.Module, overrides: dict):
+    """Set entries of ``model.test_cfg`` inside a ``with`` block; restore
+    them (or remove the added ones) on exit, exceptions included."""
+    test_cfg = model_test_cfg(model)
+    saved = {k: test_cfg[k] for k in overrides if k in test_cfg}
+    test_cfg.update(overrides)
+    try:
+        yield test_cfg
+    finally:
+        for key in overrides:
+            if key in saved:
+                test_cfg[key] = saved[key]
+            else:
+                test_cfg.pop(key)

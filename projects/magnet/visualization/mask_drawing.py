@@ -1,0 +1,131 @@
+"""Drawing helpers: mask blending and outlines, per-sample IoU, the
+expression of a sample, the expression colours."""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import numpy as np
+
+__all__ = [
+    'Color', 'EXPRESSION_COLORS', 'TEXT_KEYS', 'blend_mask', 'mask_outline',
+    'sample_iou', 'expression_of'
+]
+
+Color = Tuple[int, int, int]
+
+#: Colours (RGB) of the expressions in :meth:`draw_expression_masks`, in
+#: order; chosen to stay distinct from each other on photos.
+EXPRESSION_COLORS: Tuple[Color, ...] = (
+    (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25),
+    (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230),
+    (210, 245, 60), (0, 128, 128), (170, 110, 40), (128, 0, 0))
+
+#: Metainfo keys that may hold the expression, in order of preference.
+TEXT_KEYS = ('text', 'sentence', 'expression', 'raw')
+
+
+def blend_mask(image: np.ndarray, mask: np.ndarray, color: Sequence[int],
+               alpha: float) -> np.ndarray:
+    """Paint ``mask`` over ``image`` in ``color`` with opacity ``alpha``.
+
+    Masked pixels become ``round((1 - alpha) * pixel + alpha * color)``;
+    the others are unchanged.
+
+    Args:
+        image (np.ndarray): (H, W, 3) uint8.
+        mask (np.ndarray): (H, W) bool (or {0, 1}).
+        color: 3 values in [0, 255], in the image's channel order.
+        alpha (float): opacity in [0, 1].
+
+    Returns:
+        np.ndarray: a new (H, W, 3) uint8 image.
+    """
+    mask = np.asarray(mask).astype(bool)
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f'mask {mask.shape} and image {image.shape[:2]} '
+                         'differ in size')
+    out = image.copy()
+    px = out[mask].astype(np.float32)
+    col = np.asarray(color, dtype=np.float32)
+    out[mask] = np.clip(
+        np.round((1.0 - alpha) * px + alpha * col), 0, 255).astype(np.uint8)
+    return out
+
+
+def mask_outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """Pixels of ``mask`` that touch the background (4-neighbourhood).
+
+    Args:
+        mask (np.ndarray): (H, W) bool.
+        width (int): outline thickness in pixels.
+
+    Returns:
+        np.ndarray: (H, W) bool.
+    """
+    mask = np.asarray(mask).astype(bool)
+    inner = mask.copy()
+    for _ in range(max(1, width)):
+        padded = np.pad(inner, 1, mode='constant', constant_values=False)
+        inner = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
+                 & padded[1:-1, :-2] & padded[1:-1, 2:])
+    return mask & ~inner
+
+
+def sample_iou(pred: np.ndarray, gt: np.ndarray,
+               ignore_index: int = 255) -> float:
+    """Foreground IoU of one sample, as ``RefSegMetric`` counts it.
+
+    Args:
+        pred (np.ndarray): (H, W) prediction, foreground = 1.
+        gt (np.ndarray): (H, W) ground truth, foreground = 1; pixels equal to
+            ``ignore_index`` are left out.
+        ignore_index (int): ignored GT value.
+
+    Returns:
+        float: I / U in [0, 1]; 0 when the union is empty (the official
+        rule).
+    """
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise ValueError(f'prediction {pred.shape} and ground truth '
+                         f'{gt.shape} differ in size')
+    valid = gt != ignore_index
+    p = (pred == 1) & valid
+    g = (gt == 1) & valid
+    union = int((p | g).sum())
+    return float((p & g).sum() / union) if union else 0.0
+
+
+def expression_of(metainfo: dict) -> str:
+    """The referring expression stored in a data sample's metainfo.
+
+    ``text`` (``RefCOCODataset`` evaluation items, ``SampleSentence``, the
+    inference API), else ``sentence``/``expression``/``raw``, else the
+    ``raw`` strings of ``sentences`` joined by ``' | '``; ``''`` if none.
+    """
+    for key in TEXT_KEYS:
+        value = metainfo.get(key)
+        if isinstance(value, str):
+            return value
+    sentences = metainfo.get('sentences')
+    if isinstance(sentences, (list, tuple)):
+        raws = [s.get('raw', '') if isinstance(s, dict) else str(s)
+                for s in sentences]
+        return ' | '.join(r for r in raws if r)
+    return ''
+
+
+def to_numpy_mask(data) -> np.ndarray:
+    """(1, H, W) / (H, W) tensor or array -> (H, W) int64 array."""
+    arr = data.detach().cpu().numpy() if hasattr(data, 'detach') else \
+        np.asarray(data)
+    if arr.ndim == 3:
+        arr = arr[0]
+    return arr.astype(np.int64)
+
+
+def upscale_nearest(arr: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour integer upscaling of (H, W[, C])."""
+    if factor == 1:
+        return arr
+    return np.repeat(np.repeat(arr, factor, axis=0), factor, axis=1)

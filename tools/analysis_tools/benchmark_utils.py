@@ -1,0 +1,253 @@
+"""Shared pieces of the benchmark tools (``tools/analysis_tools``).
+
+Model building without pretrained downloads, a dummy (image, expression)
+batch, FLOP counting with ``torch.utils.flop_counter``, a dense fp32 matmul
+peak, peak-memory readings and a timing loop. Nothing here is used by the
+model itself.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+#: Keys of the JSON object written by ``tools/analysis_tools/benchmark.py``.
+BENCHMARK_KEYS = ('config', 'device', 'threads', 'torch', 'batch', 'shape',
+                  'num_tokens', 'warmup', 'repeat', 'times_s', 'median_s',
+                  'min_s', 'max_s', 'throughput_img_s', 'peak_memory_mib',
+                  'peak_memory_kind', 'gflops', 'achieved_gflop_s',
+                  'matmul_peak_gflop_s', 'fraction_of_matmul_peak',
+                  'num_parameters')
+
+
+def strip_pretrained(model_cfg: dict) -> dict:
+    """Copy of a model config whose sub-modules load no pretrained weights
+    (random initialisation, so building never reads files or the network).
+    """
+    cfg = copy.deepcopy(model_cfg)
+    for key in ('backbone', 'text_encoder', 'decode_head'):
+        sub = cfg.get(key)
+        if sub is not None and isinstance(sub.get('init_cfg'), dict) and \
+                sub['init_cfg'].get('type') == 'Pretrained':
+            sub['init_cfg'] = None
+    cfg.pop('pretrained', None)
+    return cfg
+
+
+def build_model(config, checkpoint: Optional[str] = None,
+                device: str = 'cpu', seed: int = 0,
+                inference: bool = True) -> torch.nn.Module:
+    """Build the segmentor of ``config`` (a path or an mmengine Config),
+    random weights (``seed``) or ``checkpoint``, in eval mode.
+
+    ``inference`` builds it without the training-only modules, as
+    ``projects.magnet.apis.init_model`` does; pass False to time training.
+    """
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+
+    import projects.magnet  # noqa: F401  (registers the modules)
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model_cfg = strip_pretrained(cfg.model.to_dict() if hasattr(
+        cfg.model, 'to_dict') else dict(cfg.model))
+    torch.manual_seed(seed)
+    if inference:
+        from projects.magnet.models.segmentors import inference_model_cfg
+        model_cfg = inference_model_cfg(model_cfg)
+    model = MODELS.build(model_cfg)
+    if checkpoint:
+        from projects.magnet.compat import install_checkpoint_loader
+        install_checkpoint_loader()
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    return model.to(device).eval()
+
+
+def dummy_batch(batch: int = 1,
+                shape: Sequence[int] = (480, 480),
+                num_tokens: int = 20,
+                real_tokens: int = 10,
+                device: str = 'cpu',
+                seed: int = 0,
+                with_gt: bool = False) -> Tuple[torch.Tensor, list]:
+    """Normalised random images and data samples carrying a tokenised
+    expression (``real_tokens`` real ids of ``num_tokens`` slots) and, with
+    ``with_gt``, a random rectangular ground-truth mask."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    gen = torch.Generator().manual_seed(seed)
+    h, w = int(shape[0]), int(shape[1])
+    inputs = torch.randn(batch, 3, h, w, generator=gen).to(device)
+    samples = []
+    for _ in range(batch):
+        ids = np.zeros(num_tokens, dtype=np.int64)
+        ids[:real_tokens] = torch.randint(
+            1000, 2000, (real_tokens, ), generator=gen).numpy()
+        mask = np.zeros(num_tokens, dtype=np.int64)
+        mask[:real_tokens] = 1
+        sample = SegDataSample(metainfo=dict(
+            img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w),
+            input_ids=ids, attention_mask=mask))
+        if with_gt:
+            gt = torch.zeros(1, h, w, dtype=torch.long)
+            y0, x0 = (int(v) for v in torch.randint(0, h // 2, (2, ),
+                                                    generator=gen))
+            gt[:, y0:y0 + h // 3, x0:x0 + w // 3] = 1
+            sample.gt_sem_seg = PixelData(data=gt.to(device))
+        samples.append(sample)
+    return inputs, samples
+
+
+def synchronize(device: str) -> None:
+    if str(device).startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def time_calls(fn: Callable[[], object], warmup: int, repeat: int,
+               device: str = 'cpu') -> Dict[str, object]:
+    """Wall-clock seconds of ``repeat`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return dict(times_s=[round(t, 4) for t in times],
+                median_s=round(statistics.median(times), 4),
+                min_s=round(min(times), 4), max_s=round(max(times), 4))
+
+
+def _cpu_sdpa_flop(query, key, value, *args, out_shape=None, **kwargs):
+    from torch.utils.flop_counter import sdpa_flop_count
+    return sdpa_flop_count(query, key, value)
+
+
+def flop_counter(depth: int = 2):
+    """``torch.utils.flop_counter.FlopCounterMode`` that also counts the CPU
+    flash-attention kernel of ``scaled_dot_product_attention`` (torch's
+    table only has the CUDA kernels)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    mapping = {}
+    op = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu',
+                 None)
+    if op is not None:
+        mapping[op] = _cpu_sdpa_flop  # wrapped by FlopCounterMode
+    return FlopCounterMode(display=False, depth=depth, custom_mapping=mapping)
+
+
+def count_flops(fn: Callable[[], object]) -> Tuple[float, Dict[str, float]]:
+    """FLOPs of one call (``torch.utils.flop_counter``: matmul, conv and
+    attention kernels; 2 FLOPs per multiply-add). Returns (total, by op)."""
+    counter = flop_counter()
+    with counter:
+        fn()
+    by_op: Dict[str, float] = {}
+    for ops in counter.get_flop_counts().values():
+        for op, n in ops.items():
+            by_op[str(op)] = max(by_op.get(str(op), 0), n)
+    return float(counter.get_total_flops()), by_op
+
+
+def matmul_peak_gflops(device: str = 'cpu', size: int = 2048,
+                       repeat: int = 5) -> float:
+    """Best-of-``repeat`` fp32 ``torch.mm`` throughput, GFLOP/s."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    torch.mm(a, b)
+    synchronize(device)
+    best = float('inf')
+    for _ in range(repeat):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def peak_memory_mib(device: str = 'cpu') -> Tuple[float, str]:
+    """Peak memory so far: allocator peak on CUDA, process peak RSS on CPU.
+    """
+    if str(device).startswith('cuda'):
+        return torch.cuda.max_memory_allocated() / 2**20, 'cuda_max_allocated'
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss is KiB on Linux, bytes on macOS
+    scale = 2**20 if sys.platform == 'darwin' else 2**10
+    return peak / scale, 'process_peak_rss'
+
+
+def current_rss_mib() -> Optional[float]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def median(values: List[float]) -> float:
+    return statistics.median(values)
+
+
+def report(result: dict, out: Optional[str] = None,
+           show: Optional[Callable[[dict], None]] = None) -> None:
+    """Write ``result`` as indented JSON to ``out`` and print it (as JSON,
+    or with ``show`` for a human-readable form)."""
+    text = json.dumps(result, indent=1)
+    if show is None:
+        print(text)
+    else:
+        show(result)
+    if out:
+        with open(out, 'w') as f:
+            f.write(text + '\n')
+
+
+def tool_parser(doc: str, shape=(480, 480), batch=1,
+                shape_help: Optional[str] = None,
+                batch_help: Optional[str] = None) -> argparse.ArgumentParser:
+    """Argument parser with the options every benchmark tool shares:
+    ``config``, ``--shape H W``, ``--batch``, ``--threads``,
+    ``--num-tokens``, ``--real-tokens`` and ``--out``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument('config')
+    parser.add_argument('--shape', type=int, nargs=2, default=shape,
+                        metavar=('H', 'W'), help=shape_help)
+    parser.add_argument('--batch', type=int, default=batch, help=batch_help)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch CPU threads (default: torch default)')
+    parser.add_argument('--num-tokens', type=int, default=20,
+                        help='token slots of the dummy expression')
+    parser.add_argument('--real-tokens', type=int, default=10,
+                        help='real (non-padding) tokens among them')
+    parser.add_argument('--out', help='also write the JSON here')
+    return parser
+
+
+def run_tool(run: Callable[[argparse.Namespace], dict],
+             args: argparse.Namespace,
+             show: Optional[Callable[[dict], None]] = None) -> dict:
+    """Run a benchmark tool offline with ``args.threads`` torch threads and
+    report its JSON result (printed, or shown with ``show``, and written to
+    ``args.out``)."""
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = run(args)
+    report(result, args.out, show)
+    return result

@@ -1,0 +1,191 @@
+"""Write the generated dataset in the REFER format (images,
+``refs(<split_by>).p``, ``instances.json``)."""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+import pickle
+from typing import Dict, List, Tuple
+
+import numpy as np
+from PIL import Image
+
+from .grammar import KIND_NAMES, SHAPES, parse_expression, render_expression
+from .render import annotate, paint
+from .resolve import candidate_programs, is_unique
+from .scene import SceneObject, generate_scene
+
+def _sentence_variants(sent: str, rng: np.random.Generator) -> str:
+    """``raw`` form of a sentence: sometimes capitalised / with a period."""
+    raw = sent
+    if rng.random() < 0.3:
+        raw = raw[0].upper() + raw[1:]
+    if rng.random() < 0.2:
+        raw += '.'
+    return raw
+
+
+def image_refs(objects: List[SceneObject], size: int,
+                rng: np.random.Generator, max_refs: int,
+                max_sents: int) -> List[Tuple[int, List[Tuple[str, str]]]]:
+    """Pick referred objects and 1..max_sents verified sentences each.
+
+    Returns:
+        list: ``(target, [(sentence, kind name), ...])`` per referred object,
+        the kind name being ``KIND_NAMES[program kind]``.
+    """
+    order = rng.permutation(len(objects))
+    refs = []
+    for target in order:
+        if len(refs) == max_refs:
+            break
+        progs = candidate_programs(objects, int(target), size)
+        kinds = [k for k in progs if progs[k]]
+        if not kinds:
+            continue
+        n = int(rng.integers(1, max_sents + 1))
+        sents: List[Tuple[str, str]] = []
+        for kind in rng.permutation(kinds)[:n]:
+            prog = progs[kind][int(rng.integers(len(progs[kind])))]
+            sent = render_expression(prog, rng)
+            # independent check: the *written* sentence denotes the target
+            if not is_unique(parse_expression(sent), objects, int(target),
+                              size):
+                raise AssertionError(f'ambiguous expression: {sent!r}')
+            if all(sent != s for s, _ in sents):
+                sents.append((sent, KIND_NAMES[str(kind)]))
+        refs.append((int(target), sents))
+    return refs
+
+
+def generate_refer_dataset(out_dir: str,
+                           num_train_images: int = 2000,
+                           num_val_images: int = 200,
+                           num_test_images: int = 200,
+                           img_size: int = 128,
+                           seed: int = 0,
+                           dataset_name: str = 'refsynth',
+                           split_by: str = 'unc',
+                           image_format: str = 'jpg',
+                           textured_prob: float = 0.5,
+                           occlusion_prob: float = 0.25,
+                           max_refs_per_image: int = 3,
+                           max_sentences_per_ref: int = 3,
+                           progress: bool = True) -> dict:
+    """Write a synthetic dataset in the REFER format.
+
+    Args:
+        out_dir (str): output root (becomes ``RefCOCODataset.data_root``).
+        num_train_images / num_val_images / num_test_images (int): images
+            per split; test images are halved into ``testA`` / ``testB``.
+        img_size (int): square image side in pixels.
+        seed (int): base seed; the output is a function of all arguments.
+        dataset_name (str): annotation folder name (``dataset`` argument).
+        split_by (str): written as ``refs(<split_by>).p``.
+        image_format (str): ``'jpg'`` (quality 95) or ``'png'``.
+        textured_prob (float): probability of a textured background.
+        occlusion_prob (float): probability that a new object is placed
+            overlapping an existing one.
+        max_refs_per_image (int): referred objects per image (at most).
+        max_sentences_per_ref (int): sentences per referred object (at most).
+        progress (bool): show a tqdm progress bar.
+
+    Returns:
+        dict: counts of images, annotations, refs and sentences per split.
+    """
+    if image_format not in ('jpg', 'png'):
+        raise ValueError(f'image_format must be jpg or png, got '
+                         f'{image_format!r}')
+    img_dir = osp.join(out_dir, 'images', 'mscoco', 'images', 'train2014')
+    ann_dir = osp.join(out_dir, dataset_name)
+    os.makedirs(img_dir, exist_ok=True)
+    os.makedirs(ann_dir, exist_ok=True)
+    n_test_a = num_test_images // 2
+    splits = (['train'] * num_train_images + ['val'] * num_val_images +
+              ['testA'] * n_test_a + ['testB'] *
+              (num_test_images - n_test_a))
+    categories = [
+        dict(id=i + 1, name=s, supercategory='shape')
+        for i, s in enumerate(SHAPES)
+    ]
+    images, annotations, refs = [], [], []
+    ann_id = sent_id = ref_id = 0
+    summary: Dict[str, Dict[str, int]] = {}
+    iterator = range(len(splits))
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(iterator, desc='generating', unit='img')
+    for index in iterator:
+        split = splits[index]
+        rng = np.random.default_rng([seed, index])
+        objects, masks = generate_scene(
+            rng, img_size, occlusion_prob=occlusion_prob)
+        textured = bool(rng.random() < textured_prob)
+        pixels = paint(objects, masks, rng, img_size, textured)
+        image_id = index + 1
+        stem = f'SYN_train2014_{image_id:012d}'
+        file_name = f'{stem}.{image_format}'
+        # 4:4:4 chroma: small shapes keep their colour up to the edges
+        save_kw = dict(quality=95, subsampling=0) \
+            if image_format == 'jpg' else {}
+        Image.fromarray(pixels).save(osp.join(img_dir, file_name), **save_kw)
+        images.append(
+            dict(
+                id=image_id,
+                file_name=file_name,
+                height=img_size,
+                width=img_size))
+        obj_ann_ids = []
+        for obj, ann in zip(objects, annotate(objects, masks, rng)):
+            ann_id += 1
+            obj_ann_ids.append(ann_id)
+            ann.pop('visible')
+            annotations.append(
+                dict(
+                    id=ann_id,
+                    image_id=image_id,
+                    category_id=SHAPES.index(obj.shape) + 1,
+                    **ann))
+        stats = summary.setdefault(split,
+                                   dict(images=0, refs=0, sentences=0))
+        stats['images'] += 1
+        for target, sents in image_refs(objects, img_size, rng,
+                                         max_refs_per_image,
+                                         max_sentences_per_ref):
+            ref_id += 1
+            sentences = []
+            for sent, kind in sents:
+                sent_id += 1
+                sentences.append(
+                    dict(
+                        raw=_sentence_variants(sent, rng),
+                        sent=sent,
+                        tokens=sent.split(),
+                        sent_id=sent_id,
+                        kind=kind))
+            refs.append(
+                dict(
+                    ref_id=ref_id,
+                    ann_id=obj_ann_ids[target],
+                    image_id=image_id,
+                    category_id=SHAPES.index(objects[target].shape) + 1,
+                    split=split,
+                    sent_ids=[s['sent_id'] for s in sentences],
+                    sentences=sentences,
+                    file_name=f'{stem}_{obj_ann_ids[target]}.{image_format}'))
+            stats['refs'] += 1
+            stats['sentences'] += len(sentences)
+    with open(osp.join(ann_dir, f'refs({split_by}).p'), 'wb') as f:
+        pickle.dump(refs, f, protocol=2)  # REFER files are protocol-2
+    with open(osp.join(ann_dir, 'instances.json'), 'w') as f:
+        json.dump(
+            dict(
+                images=images, annotations=annotations,
+                categories=categories), f)
+    return dict(
+        out_dir=out_dir,
+        dataset=dataset_name,
+        split_by=split_by,
+        annotations=len(annotations),
+        splits=summary)
