@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
+import pickle
 import sys
 from typing import List, Optional
 
@@ -115,8 +116,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         os.makedirs(out_dir, exist_ok=True)
         result = inferencer(args.image, expressions,
                             threshold=args.threshold)
-    except (FileNotFoundError, ValueError, TypeError) as e:
-        print(f'error: {e}', file=sys.stderr)
+    except (FileNotFoundError, ValueError, TypeError, KeyError, RuntimeError,
+            pickle.UnpicklingError) as e:
+        # one line, no traceback: bad inputs, checkpoints, configs
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f'error: {message}', file=sys.stderr)
         return 1
     drawing = draw(inferencer, result, args.alpha)
     Image.fromarray(drawing).save(args.out_file)

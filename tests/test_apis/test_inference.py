@@ -1,6 +1,7 @@
 """Inference API: round trip on CPU with a tiny model, and bad inputs."""
 from __future__ import annotations
 
+import os.path as osp
 import warnings
 
 import numpy as np
@@ -16,7 +17,7 @@ from projects.magnet.apis import (build_inference_pipeline,
 from projects.magnet.datasets.transforms import (TextTruncationWarning,
                                                  TokenizeText)
 
-from ..conftest import tiny_magnet_cfg
+from ..conftest import REPO_ROOT, tiny_magnet_cfg
 from . import CPU_CONFIG, MODEL_SIZE, tiny_config
 
 
@@ -301,3 +302,53 @@ def test_init_model_errors(tiny_files, tmp_path):
     torch.save({'state_dict': state, 'meta': {}}, partial)
     with pytest.raises(RuntimeError, match='[Mm]issing key'):
         init_model(cfg_file, partial)
+
+
+def test_checkpoints_that_are_not_this_projects(tiny_files, tmp_path):
+    """Two cases a new user meets: an unconverted official MagNet file and
+    a file that is no checkpoint at all; and another model's weights."""
+    cfg_file, ckpt = tiny_files
+    official = str(tmp_path / 'magnet_refcoco.pth')
+    torch.save({'model': {'image_model.patch_embed.proj.weight':
+                          torch.zeros(1),
+                          'language_model.embeddings.word_embeddings.weight':
+                          torch.zeros(1),
+                          'classifier.predictor.query_feat.weight':
+                          torch.zeros(1)}}, official)
+    with pytest.raises(ValueError, match=r'official MagNet checkpoint.*'
+                       r'magnet2mmseg\.py'):
+        init_model(cfg_file, official)
+    text = tmp_path / 'weights.pth'
+    text.write_text('<html>404 Not Found</html>\n')
+    with pytest.raises(ValueError, match=r'weights\.pth: not a checkpoint.*'
+                       r'this file is text'):
+        init_model(cfg_file, str(text))
+    other = str(tmp_path / 'other.pth')
+    torch.save({'state_dict': {f'net.layer{i}.weight': torch.zeros(2)
+                               for i in range(40)}}, other)
+    with pytest.raises(RuntimeError) as info:
+        init_model(cfg_file, other)
+    msg = str(info.value)
+    assert 'does not match' in msg and 'missing keys' in msg
+    assert '40 unexpected keys' in msg and len(msg) < 2000  # a summary
+
+
+def test_demo_reports_bad_checkpoints_in_one_line(tiny_files, tmp_path,
+                                                  capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'image_demo', osp.join(REPO_ROOT, 'demo', 'image_demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    cfg_file, _ = tiny_files
+    img = str(tmp_path / 'img.png')
+    Image.new('RGB', (32, 24), (90, 20, 200)).save(img)
+    text = tmp_path / 'notes.pth'
+    text.write_text('not weights\n')
+    code = demo.main([img, 'the cat', '--config', cfg_file, '--checkpoint',
+                      str(text), '--out-file', str(tmp_path / 'o.png'),
+                      '--device', 'cpu'])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith('error: ')
+    assert 'not a checkpoint' in err[0] and 'Traceback' not in err[0]

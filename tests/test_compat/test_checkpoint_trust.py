@@ -9,6 +9,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 
 from projects.magnet.compat.checkpoint import (TRUST_ENV,
                                                UntrustedCheckpointError,
+                                               load_runner_checkpoint,
                                                load_weights, trust_directory)
 
 
@@ -123,3 +124,23 @@ def test_getattr_is_restricted_to_history_buffer(tmp_path):
     torch.save({'x': _GetattrGadget()}, path)
     with pytest.raises(UntrustedCheckpointError, match='gadget.pth'):
         CheckpointLoader.load_checkpoint(path)
+
+
+@pytest.mark.parametrize('content,kind', [(b'', 'an empty file'),
+                                          (b'key: value\n', 'text'),
+                                          (b'\xff\xd8\xff\xe0JFIF', 'binary')])
+def test_files_that_are_not_checkpoints(tmp_path, content, kind):
+    from projects.magnet.compat import NotACheckpointError, check_torch_file
+    path = tmp_path / 'x.pth'
+    path.write_bytes(content)
+    for load in (check_torch_file, load_weights, load_runner_checkpoint):
+        with pytest.raises(NotACheckpointError,
+                           match=rf'x\.pth: not a checkpoint.*{kind}'):
+            load(str(path))
+    # real torch files pass: zip archives and legacy pickles
+    torch.save({'a': torch.zeros(1)}, str(path))
+    check_torch_file(str(path))
+    torch.save({'a': torch.zeros(1)}, str(path),
+               _use_new_zipfile_serialization=False)
+    check_torch_file(str(path))
+    assert torch.equal(load_weights(str(path))['a'], torch.zeros(1))

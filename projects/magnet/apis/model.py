@@ -12,7 +12,6 @@ from typing import Optional, Union
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
 from ..compat.checkpoint import install_checkpoint_loader
 from ..datasets.refcoco import RefCOCODataset
@@ -146,9 +145,7 @@ def init_model(config: ConfigInput,
             raise FileNotFoundError(
                 f'checkpoint file not found: {checkpoint}')
         install_checkpoint_loader()  # weights-only unless trusted
-        ckpt = load_checkpoint(
-            model, checkpoint, map_location='cpu', strict=strict,
-            logger='silent')
+        ckpt = _load_checked(model, checkpoint, strict)
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
     model.dataset_meta = meta.get('dataset_meta') or dict(
         classes=RefCOCODataset.METAINFO['classes'],
@@ -157,6 +154,47 @@ def init_model(config: ConfigInput,
     model.to(dev)
     model.eval()
     return model
+
+
+def _load_checked(model: torch.nn.Module, checkpoint: str,
+                  strict: bool) -> dict:
+    """``load_checkpoint`` with the project's errors: an unconverted
+    official checkpoint is recognised (use the converter), a file that is
+    no checkpoint is said to be none, and a strict key mismatch is
+    summarised (counts and the first keys) instead of listed in full."""
+    from mmengine.runner.checkpoint import (CheckpointLoader,
+                                            _load_checkpoint_to_model)
+
+    from ..compat.checkpoint import official_checkpoint_hint
+    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    hint = official_checkpoint_hint(ckpt)
+    if hint is not None:
+        raise ValueError(f'{checkpoint}: {hint}')
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{checkpoint}: expected a dict of weights, got '
+                         f'{type(ckpt).__name__}')
+    state = ckpt.get('state_dict', ckpt)
+    if strict and isinstance(state, dict):
+        own = set(model.state_dict())
+        keys = {k[len('module.'):] if k.startswith('module.') else k
+                for k in state}
+        missing, unexpected = sorted(own - keys), sorted(keys - own)
+        from ..models.segmentors import TRAINING_ONLY_MODULES
+        unexpected = [k for k in unexpected
+                      if k.split('.')[0] not in TRAINING_ONLY_MODULES]
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f'{len(missing)} missing keys, e.g. '
+                             f'{missing[:5]}')
+            if unexpected:
+                parts.append(f'{len(unexpected)} unexpected keys, e.g. '
+                             f'{unexpected[:5]}')
+            raise RuntimeError(
+                f'{checkpoint} does not match the config\'s model: ' +
+                '; '.join(parts) + ' (another model or config?)')
+    _load_checkpoint_to_model(model, ckpt, strict=strict, logger='silent')
+    return ckpt
 
 
 def model_test_cfg(model: torch.nn.Module):

@@ -13,8 +13,9 @@
   script calls ``projects.magnet.compat.install_checkpoint_loader()``.
 * :mod:`.distributed` — torchrun on CPU-only machines.
 """
-from .checkpoint import (UntrustedCheckpointError, checkpoint_loader_installed,
-                         install_checkpoint_loader,
+from .checkpoint import (NotACheckpointError, UntrustedCheckpointError,
+                         check_torch_file, checkpoint_loader_installed,
+                         install_checkpoint_loader, official_checkpoint_hint,
                          is_trusted, load_runner_checkpoint, load_weights,
                          trust_directory)
 from .distributed import init_cpu_distributed
@@ -26,7 +27,8 @@ install_mmcv_ext_placeholder()
 __all__ = [
     'MissingCompiledOpError', 'has_compiled_mmcv_ops',
     'install_mmcv_ext_placeholder', 'UntrustedCheckpointError',
-    'checkpoint_loader_installed',
+    'checkpoint_loader_installed', 'NotACheckpointError', 'check_torch_file',
+    'official_checkpoint_hint',
     'install_checkpoint_loader', 'is_trusted', 'load_runner_checkpoint',
     'load_weights', 'trust_directory', 'init_cpu_distributed'
 ]

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    'UntrustedCheckpointError', 'load_weights', 'load_runner_checkpoint',
+    'UntrustedCheckpointError', 'NotACheckpointError', 'check_torch_file',
+    'official_checkpoint_hint', 'load_weights', 'load_runner_checkpoint',
     'trust_directory', 'is_trusted', 'install_checkpoint_loader',
     'checkpoint_loader_installed',
     'RUNNER_SAFE_GLOBALS'
@@ -48,6 +49,67 @@ _trusted_dirs: Set[str] = set()
 
 class UntrustedCheckpointError(pickle.UnpicklingError):
     """A checkpoint needs full unpickling and is not in a trusted place."""
+
+
+class NotACheckpointError(ValueError):
+    """The file is not a torch checkpoint at all (text, HTML, image...)."""
+
+
+#: How torch files start: the zip archive of torch >= 1.6, or a legacy
+#: pickle (protocol 2+ opcode).
+_TORCH_MAGIC = (b'PK\x03\x04', b'\x80')
+
+
+def check_torch_file(filename: str) -> None:
+    """Refuse a local file that cannot be a torch checkpoint.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        NotACheckpointError: its first bytes are neither a zip archive nor a
+            pickle (e.g. a text file or an HTML error page saved by a failed
+            download); ``.safetensors`` files are not checked here.
+    """
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint file not found: {filename}')
+    if filename.endswith('.safetensors'):
+        return
+    with open(filename, 'rb') as f:
+        head = f.read(64)
+    if not head.startswith(_TORCH_MAGIC):
+        kind = 'an empty file' if not head else (
+            'text' if _looks_like_text(head) else 'binary data')
+        raise NotACheckpointError(
+            f'{filename}: not a checkpoint: a torch checkpoint is a zip '
+            f'archive or a pickle, this file is {kind} (it starts with '
+            f'{head[:16]!r}); a failed download or a wrong path?')
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        head.decode('utf-8')
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def official_checkpoint_hint(checkpoint: Any) -> Optional[str]:
+    """A message when ``checkpoint`` is an unconverted official MagNet
+    checkpoint (``{'model': {'image_model.*', 'language_model.*',
+    'classifier.*'}}``), else None."""
+    if not isinstance(checkpoint, dict):
+        return None
+    state = checkpoint.get('model', checkpoint)
+    if not isinstance(state, dict) or 'state_dict' in checkpoint:
+        return None
+    prefixes = ('image_model.', 'language_model.', 'classifier.')
+    found = {p for p in prefixes for k in state
+             if isinstance(k, str) and k.startswith(p)}
+    if len(found) < 2:
+        return None
+    return ('this is an official MagNet checkpoint (keys ' +
+            ', '.join(f'{p}*' for p in sorted(found)) +
+            '), not one of this project: convert it first with '
+            'python tools/model_converters/magnet2mmseg.py IN.pth OUT.pth')
 
 
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
@@ -118,8 +180,7 @@ def load_weights(filename: str, map_location: Any = 'cpu') -> Any:
         UntrustedCheckpointError: The file holds Python objects other than
             tensors and plain containers.
     """
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file not found: {filename}')
+    check_torch_file(filename)
     if filename.endswith('.safetensors'):
         from safetensors.torch import load_file
         device = map_location if isinstance(map_location, str) else 'cpu'
@@ -141,9 +202,14 @@ def load_weights(filename: str, map_location: Any = 'cpu') -> Any:
 
 
 def load_runner_checkpoint(filename: str, map_location: Any = None) -> Any:
-    """mmengine local loader: weights-only, full unpickling only if trusted."""
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
+    """mmengine local loader: weights-only, full unpickling only if trusted.
+
+    Raises:
+        FileNotFoundError / NotACheckpointError: see :func:`check_torch_file`.
+        UntrustedCheckpointError: the file needs full unpickling and does
+            not lie under a trusted directory.
+    """
+    check_torch_file(filename)
     try:
         with torch.serialization.safe_globals(RUNNER_SAFE_GLOBALS):
             return torch.load(filename, map_location=map_location,
