@@ -106,18 +106,73 @@ def data_root_overrides(args):
     return args.data_root, [f'{k}.data_root={args.data_root}' for k in keys]
 
 
+def generator_options(args) -> dict:
+    """The generator settings the main job wants: the config's
+    ``data_generator`` (e.g. objects per scene), then the command line's
+    image counts and seed."""
+    from mmengine.config import Config
+    opts = dict(Config.fromfile(args.config).get('data_generator') or {})
+    opts.update(num_train_images=args.num_train_images,
+                num_val_images=args.num_val_images,
+                num_test_images=args.num_test_images, seed=args.seed)
+    return opts
+
+
+def _generator_cli(opts: dict) -> list:
+    out = []
+    for key, value in opts.items():
+        flag = '--' + key.replace('_', '-')
+        if key == 'dataset_name':
+            flag = '--name'
+        if key == 'train_kind_weights':
+            out += [flag] + [f'{k}={v}' for k, v in (value or {}).items()]
+        elif isinstance(value, (list, tuple)):
+            out += [flag] + [str(v) for v in value]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def dataset_mismatch(data_root: str, opts: dict):
+    """None when ``data_root`` holds a dataset generated with ``opts`` (and
+    the generator's defaults for the rest), else the reason."""
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
+    import inspect
+
+    from refsynth import GENERATOR_FILE, generate_refer_dataset
+    name = opts.get('dataset_name', 'refsynth')
+    stamp = osp.join(data_root, name, GENERATOR_FILE)
+    if not osp.isfile(osp.join(data_root, name, 'refs(unc).p')):
+        return 'no dataset'
+    if not osp.isfile(stamp):
+        return f'no {GENERATOR_FILE} (made by an older generator)'
+    with open(stamp) as f:
+        found = json.load(f)
+    params = inspect.signature(generate_refer_dataset).parameters
+    wanted = {k: p.default for k, p in params.items()
+              if k not in ('out_dir', 'progress')}
+    wanted.update(opts)
+    wanted = {k: list(v) if isinstance(v, tuple) else v
+              for k, v in wanted.items()}
+    diff = {k: (found.get(k), v) for k, v in wanted.items()
+            if found.get(k) != v}
+    return None if not diff else 'other settings: ' + ', '.join(
+        f'{k} {a!r} -> {b!r}' for k, (a, b) in sorted(diff.items()))
+
+
 def ensure_dataset(args, data_root):
-    refs = osp.join(data_root, 'refsynth', 'refs(unc).p')
-    if osp.isfile(refs):
-        print(f'dataset found: {refs}')
+    """Generate the dataset unless ``data_root`` has it with the wanted
+    settings (a dataset made with other settings is regenerated)."""
+    opts = generator_options(args)
+    reason = dataset_mismatch(data_root, opts)
+    if reason is None:
+        print(f'dataset found: {data_root} (settings match)')
         return
+    print(f'generating the dataset in {data_root}: {reason}')
     run([sys.executable,
          osp.join(ROOT, 'tools', 'dataset_converters',
                   'generate_refer_dataset.py'),
-         '--out', data_root, '--seed', str(args.seed),
-         '--num-train-images', str(args.num_train_images),
-         '--num-val-images', str(args.num_val_images),
-         '--num-test-images', str(args.num_test_images)])
+         '--out', data_root] + _generator_cli(opts))
 
 
 def train(args, overrides):

@@ -68,3 +68,34 @@ def test_main_job_end_to_end(tmp_path):
     curve = json.load(open(osp.join(work, 'learning_curve.json')))
     assert curve['points'] and curve['points'][-1]['iter'] == 2
     assert osp.isfile(osp.join(work, 'learning_curve.png'))
+
+
+def test_dataset_is_regenerated_when_its_settings_differ(tmp_path):
+    """A generated dataset records its settings; the main job reuses it only
+    when they are the ones it wants (a changed default or config would
+    otherwise silently train on the old data)."""
+    sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+    try:
+        import main_job
+    finally:
+        sys.path.pop(0)
+    from refsynth import generate_refer_dataset
+    root = str(tmp_path / 'data')
+    opts = dict(num_train_images=2, num_val_images=1, num_test_images=0,
+                seed=3, min_objects=2, max_objects=3)
+    assert main_job.dataset_mismatch(root, opts) == 'no dataset'
+    generate_refer_dataset(root, progress=False, **opts)
+    assert main_job.dataset_mismatch(root, opts) is None
+    reason = main_job.dataset_mismatch(root, dict(opts, max_objects=4))
+    assert reason == 'other settings: max_objects 3 -> 4'
+    reason = main_job.dataset_mismatch(root, dict(opts, seed=4))
+    assert 'seed 3 -> 4' in reason
+    os.remove(osp.join(root, 'refsynth', 'generator.json'))
+    assert 'made by an older generator' in main_job.dataset_mismatch(
+        root, opts)
+    # the command line the main job would run carries every setting
+    cli = main_job._generator_cli(dict(opts, num_shapes=(2, 3),
+                                       train_kind_weights={'attribute': 2}))
+    assert cli[cli.index('--max-objects') + 1] == '3'
+    assert cli[cli.index('--num-shapes') + 1:][:2] == ['2', '3']
+    assert cli[cli.index('--train-kind-weights') + 1] == 'attribute=2'

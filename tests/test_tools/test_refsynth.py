@@ -12,6 +12,7 @@ from projects.magnet.datasets.refer_pickle import load_refer_pickle
 from refsynth import (
     COLOURS,
     KIND_NAMES,
+    generate_refer_dataset,
     SceneObject,
     image_refs,
     generate_scene,
@@ -207,3 +208,38 @@ def test_cli(tmp_path, capsys):
                       'SYN_train2014_000000000006.png')
     with pytest.raises(SystemExit):
         cli_main(['--out', str(out), '--img-size', '8'])
+
+
+def test_scene_and_kind_options(tmp_path):
+    """Objects per scene and shapes/colours per scene follow the options;
+    train kind weights change only the train split (val keeps every kind)."""
+    import json
+    root = str(tmp_path / 'opts')
+    weights = {k: 0.0 for k in KIND_NAMES.values()}
+    weights['attribute'] = 1.0
+    generate_refer_dataset(root, num_train_images=12, num_val_images=12,
+                           num_test_images=0, img_size=64, seed=5,
+                           min_objects=2, max_objects=3, num_colours=(2, 2),
+                           train_kind_weights=weights, progress=False)
+    refs = load_refer_pickle(osp.join(root, 'refsynth', 'refs(unc).p'))
+    inst = json.load(open(osp.join(root, 'refsynth', 'instances.json')))
+    per_image = {}
+    for ann in inst['annotations']:
+        per_image[ann['image_id']] = per_image.get(ann['image_id'], 0) + 1
+    assert set(per_image.values()) <= {2, 3}
+    kinds = {split: {s['kind'] for r in refs if r['split'] == split
+                     for s in r['sentences']} for split in ('train', 'val')}
+    # weight 0: never drawn while an attribute program exists; a target
+    # without one falls back to the uniform draw
+    train = [[s['kind'] for s in r['sentences']] for r in refs
+             if r['split'] == 'train']
+    assert all(k == ['attribute'] for k in train if 'attribute' in k)
+    assert sum('attribute' in k for k in train) > len(train) / 2
+    assert len(kinds['val']) >= 3
+    stamp = json.load(open(osp.join(root, 'refsynth', 'generator.json')))
+    assert stamp['max_objects'] == 3 and stamp['num_colours'] == [2, 2]
+    with pytest.raises(ValueError, match='unknown expression kinds'):
+        generate_refer_dataset(str(tmp_path / 'x'), num_train_images=1,
+                               num_val_images=0, num_test_images=0,
+                               train_kind_weights={'relations': 1},
+                               progress=False)

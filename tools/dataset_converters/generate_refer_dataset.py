@@ -34,6 +34,19 @@ def parse_args(argv=None):
                         default='jpg')
     parser.add_argument('--textured-prob', type=float, default=0.5)
     parser.add_argument('--occlusion-prob', type=float, default=0.25)
+    parser.add_argument('--min-objects', type=int, default=3)
+    parser.add_argument('--max-objects', type=int, default=6)
+    parser.add_argument('--num-shapes', type=int, nargs=2, default=(2, 3),
+                        metavar=('MIN', 'MAX'),
+                        help='distinct shapes per scene (inclusive range)')
+    parser.add_argument('--num-colours', type=int, nargs=2, default=(2, 3),
+                        metavar=('MIN', 'MAX'),
+                        help='distinct colours per scene (inclusive range)')
+    parser.add_argument(
+        '--train-kind-weights', nargs='+', default=None,
+        metavar='KIND=WEIGHT',
+        help='weights of the expression kinds of the train sentences, e.g. '
+        'attribute=3 (others 1); val / test stay uniform')
     parser.add_argument('--no-progress', action='store_true')
     args = parser.parse_args(argv)
     for name in ('num_train_images', 'num_val_images', 'num_test_images'):
@@ -41,6 +54,19 @@ def parse_args(argv=None):
             parser.error(f'--{name.replace("_", "-")} must be >= 0')
     if args.img_size < 32:
         parser.error('--img-size must be >= 32')
+    weights = None
+    if args.train_kind_weights is not None:
+        weights = {}
+        for item in args.train_kind_weights:
+            kind, sep, value = item.partition('=')
+            try:
+                weights[kind] = float(value)
+            except ValueError:
+                sep = ''
+            if not sep or weights[kind] < 0:
+                parser.error(f'--train-kind-weights: expected KIND=WEIGHT '
+                             f'with WEIGHT >= 0, got {item!r}')
+    args.train_kind_weights = weights
     return args
 
 
@@ -58,6 +84,11 @@ def main(argv=None):
         image_format=args.image_format,
         textured_prob=args.textured_prob,
         occlusion_prob=args.occlusion_prob,
+        min_objects=args.min_objects,
+        max_objects=args.max_objects,
+        num_shapes=tuple(args.num_shapes),
+        num_colours=tuple(args.num_colours),
+        train_kind_weights=args.train_kind_weights,
         progress=not args.no_progress)
     print(json.dumps(summary, indent=2))
 

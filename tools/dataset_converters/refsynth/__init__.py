@@ -46,11 +46,12 @@ from .grammar import (COLOURS, KIND_NAMES, SHAPES, parse_expression,
 from .render import annotate, paint
 from .resolve import candidate_programs, is_unique, resolve_expression
 from .scene import SceneObject, generate_scene
-from .writer import generate_refer_dataset, image_refs
+from .writer import (GENERATOR_FILE, generate_refer_dataset,
+                     generator_settings, image_refs)
 
 __all__ = [
     'SHAPES', 'COLOURS', 'KIND_NAMES', 'SceneObject', 'parse_expression',
     'render_expression', 'resolve_expression', 'candidate_programs',
     'is_unique', 'generate_scene', 'annotate', 'paint', 'image_refs',
-    'generate_refer_dataset'
+    'generate_refer_dataset', 'generator_settings', 'GENERATOR_FILE'
 ]

@@ -62,15 +62,25 @@ def generate_scene(rng: np.random.Generator,
                    size: int,
                    min_objects: int = 3,
                    max_objects: int = 6,
-                   occlusion_prob: float = 0.25
+                   occlusion_prob: float = 0.25,
+                   num_shapes: Tuple[int, int] = (2, 3),
+                   num_colours: Tuple[int, int] = (2, 3)
                    ) -> Tuple[List[SceneObject], List[np.ndarray]]:
-    """Sample objects (in drawing order) and their full masks."""
+    """Sample objects (in drawing order) and their full masks.
+
+    ``num_shapes`` / ``num_colours``: inclusive range of the number of
+    distinct shapes / colours a scene draws its objects from.
+    """
     n_target = int(rng.integers(min_objects, max_objects + 1))
     # A few shapes/colours per scene, so attributes alone are often
     # ambiguous and relations/ordinals/comparisons are needed.
-    shapes = rng.choice(SHAPES, size=int(rng.integers(2, 4)), replace=False)
+    shapes = rng.choice(
+        SHAPES, size=int(rng.integers(num_shapes[0], num_shapes[1] + 1)),
+        replace=False)
     colours = rng.choice(
-        list(COLOURS), size=int(rng.integers(2, 4)), replace=False)
+        list(COLOURS),
+        size=int(rng.integers(num_colours[0], num_colours[1] + 1)),
+        replace=False)
     objects: List[SceneObject] = []
     masks: List[np.ndarray] = []
     for _ in range(n_target * 30):

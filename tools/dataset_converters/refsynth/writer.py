@@ -6,7 +6,7 @@ import json
 import os
 import os.path as osp
 import pickle
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -26,10 +26,31 @@ def _sentence_variants(sent: str, rng: np.random.Generator) -> str:
     return raw
 
 
+#: The settings a dataset was generated with (beside its refs).
+GENERATOR_FILE = 'generator.json'
+
+
+def generator_settings(**kwargs) -> dict:
+    """The JSON form of :func:`generate_refer_dataset`'s arguments (tuples
+    as lists), as written to :data:`GENERATOR_FILE`."""
+    out = {}
+    for key, value in kwargs.items():
+        out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
 def image_refs(objects: List[SceneObject], size: int,
-                rng: np.random.Generator, max_refs: int,
-                max_sents: int) -> List[Tuple[int, List[Tuple[str, str]]]]:
+               rng: np.random.Generator, max_refs: int,
+               max_sents: int,
+               kind_weights: Optional[Dict[str, float]] = None
+               ) -> List[Tuple[int, List[Tuple[str, str]]]]:
     """Pick referred objects and 1..max_sents verified sentences each.
+
+    The kinds of a target's sentences are distinct, drawn uniformly among
+    the kinds it has programs for, or with probabilities proportional to
+    ``kind_weights`` (``{kind name: weight}``, e.g. ``{'attribute': 3}``;
+    missing kinds weigh 1; a kind of weight 0 is drawn only when nothing
+    else is available).
 
     Returns:
         list: ``(target, [(sentence, kind name), ...])`` per referred object,
@@ -46,7 +67,16 @@ def image_refs(objects: List[SceneObject], size: int,
             continue
         n = int(rng.integers(1, max_sents + 1))
         sents: List[Tuple[str, str]] = []
-        for kind in rng.permutation(kinds)[:n]:
+        if kind_weights is None:
+            chosen = rng.permutation(kinds)[:n]
+        else:
+            w = np.array([float(kind_weights.get(KIND_NAMES[k], 1.))
+                          for k in kinds])
+            if w.sum() <= 0:
+                w = np.ones(len(kinds))
+            m = min(n, int((w > 0).sum()))
+            chosen = rng.choice(kinds, size=m, replace=False, p=w / w.sum())
+        for kind in chosen:
             prog = progs[kind][int(rng.integers(len(progs[kind])))]
             sent = render_expression(prog, rng)
             # independent check: the *written* sentence denotes the target
@@ -72,6 +102,12 @@ def generate_refer_dataset(out_dir: str,
                            occlusion_prob: float = 0.25,
                            max_refs_per_image: int = 3,
                            max_sentences_per_ref: int = 3,
+                           min_objects: int = 3,
+                           max_objects: int = 6,
+                           num_shapes: Tuple[int, int] = (2, 3),
+                           num_colours: Tuple[int, int] = (2, 3),
+                           train_kind_weights: Optional[Dict[str,
+                                                             float]] = None,
                            progress: bool = True) -> dict:
     """Write a synthetic dataset in the REFER format.
 
@@ -89,7 +125,17 @@ def generate_refer_dataset(out_dir: str,
             overlapping an existing one.
         max_refs_per_image (int): referred objects per image (at most).
         max_sentences_per_ref (int): sentences per referred object (at most).
+        min_objects / max_objects (int): objects per scene (inclusive).
+        num_shapes / num_colours (tuple[int, int]): inclusive range of
+            distinct shapes / colours per scene.
+        train_kind_weights (dict, optional): ``{kind name: weight}`` for
+            the kinds of the *train* sentences (val / test keep the uniform
+            draw, so every kind stays in val); None: uniform everywhere.
         progress (bool): show a tqdm progress bar.
+
+    The arguments are written to ``<out>/<dataset_name>/generator.json``
+    (the dataset is a function of them), so a caller can tell whether an
+    existing dataset was made with the settings it wants.
 
     Returns:
         dict: counts of images, annotations, refs and sentences per split.
@@ -97,6 +143,23 @@ def generate_refer_dataset(out_dir: str,
     if image_format not in ('jpg', 'png'):
         raise ValueError(f'image_format must be jpg or png, got '
                          f'{image_format!r}')
+    unknown = set(train_kind_weights or {}) - set(KIND_NAMES.values())
+    if unknown:
+        raise ValueError(f'train_kind_weights: unknown expression kinds '
+                         f'{sorted(unknown)}; the kinds are '
+                         f'{sorted(KIND_NAMES.values())}')
+    if not 1 <= min_objects <= max_objects:
+        raise ValueError(f'need 1 <= min_objects <= max_objects, got '
+                         f'{min_objects}, {max_objects}')
+    settings = generator_settings(
+        num_train_images=num_train_images, num_val_images=num_val_images,
+        num_test_images=num_test_images, img_size=img_size, seed=seed,
+        dataset_name=dataset_name, split_by=split_by,
+        image_format=image_format, textured_prob=textured_prob,
+        occlusion_prob=occlusion_prob, max_refs_per_image=max_refs_per_image,
+        max_sentences_per_ref=max_sentences_per_ref, min_objects=min_objects,
+        max_objects=max_objects, num_shapes=num_shapes,
+        num_colours=num_colours, train_kind_weights=train_kind_weights)
     img_dir = osp.join(out_dir, 'images', 'mscoco', 'images', 'train2014')
     ann_dir = osp.join(out_dir, dataset_name)
     os.makedirs(img_dir, exist_ok=True)
@@ -120,7 +183,9 @@ def generate_refer_dataset(out_dir: str,
         split = splits[index]
         rng = np.random.default_rng([seed, index])
         objects, masks = generate_scene(
-            rng, img_size, occlusion_prob=occlusion_prob)
+            rng, img_size, min_objects=min_objects, max_objects=max_objects,
+            occlusion_prob=occlusion_prob, num_shapes=tuple(num_shapes),
+            num_colours=tuple(num_colours))
         textured = bool(rng.random() < textured_prob)
         pixels = paint(objects, masks, rng, img_size, textured)
         image_id = index + 1
@@ -150,9 +215,10 @@ def generate_refer_dataset(out_dir: str,
         stats = summary.setdefault(split,
                                    dict(images=0, refs=0, sentences=0))
         stats['images'] += 1
-        for target, sents in image_refs(objects, img_size, rng,
-                                         max_refs_per_image,
-                                         max_sentences_per_ref):
+        for target, sents in image_refs(
+                objects, img_size, rng, max_refs_per_image,
+                max_sentences_per_ref,
+                train_kind_weights if split == 'train' else None):
             ref_id += 1
             sentences = []
             for sent, kind in sents:
@@ -183,6 +249,8 @@ def generate_refer_dataset(out_dir: str,
             dict(
                 images=images, annotations=annotations,
                 categories=categories), f)
+    with open(osp.join(ann_dir, GENERATOR_FILE), 'w') as f:
+        json.dump(settings, f, indent=1, sort_keys=True)
     return dict(
         out_dir=out_dir,
         dataset=dataset_name,
