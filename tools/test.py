@@ -16,6 +16,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from projects.magnet.compat import (  # noqa: E402
     init_cpu_distributed, install_checkpoint_loader, trust_directory)
+from projects.magnet.utils import check_config_keys, run_cli  # noqa: E402
 
 
 def parse_args():
@@ -69,6 +70,22 @@ def trigger_visualization_hook(cfg, args):
     return cfg
 
 
+def verify_checkpoint(model, checkpoint: str) -> None:
+    """Load ``checkpoint`` (trust policy applies) and refuse it unless its
+    keys are ``model``'s (training-only modules may differ)."""
+    from mmengine.model import is_model_wrapper
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from projects.magnet.apis import check_checkpoint_matches
+    from projects.magnet.compat import check_torch_file
+    if osp.isfile(checkpoint):
+        check_torch_file(checkpoint)
+    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    check_checkpoint_matches(
+        model.module if is_model_wrapper(model) else model, ckpt,
+        checkpoint)
+
+
 def main():
     args = parse_args()
     for path, what in ((args.config, 'config'),
@@ -79,6 +96,7 @@ def main():
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    check_config_keys(cfg.keys(), args.config)  # misspelt top-level keys
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -95,8 +113,11 @@ def main():
 
     init_cpu_distributed(args.launcher, cfg)  # torchrun without CUDA
     runner = Runner.from_cfg(cfg)
+    # mmengine loads load_from with strict=False: another model's weights
+    # would be tested with random ones, silently. Refuse a mismatch first.
+    verify_checkpoint(runner.model, args.checkpoint)
     runner.test()
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

@@ -3,11 +3,17 @@
 Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
         [--cfg-options key=value ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--traceback]
+
+A bad input (missing file, malformed annotation, misspelt config key, ...)
+ends with one ``error: ...`` line and exit status 1; ``--traceback`` (or
+MAGNET_TRACEBACK=1) shows the traceback.
 """
 import argparse
 import os
 import os.path as osp
 import sys
+from typing import Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -16,6 +22,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from projects.magnet.compat import (  # noqa: E402
     init_cpu_distributed, install_checkpoint_loader, trust_directory)
+from projects.magnet.utils import check_config_keys, run_cli  # noqa: E402
 
 
 def parse_args():
@@ -29,7 +36,12 @@ def parse_args():
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='enable automatic mixed precision training')
+        help='mixed precision: CUDA autocast (fp16 with dynamic loss '
+        'scaling, or --amp-dtype bfloat16), CPU bf16 autocast without a GPU')
+    parser.add_argument(
+        '--amp-dtype', choices=['float16', 'bfloat16'], default=None,
+        help='autocast dtype with --amp (CUDA default float16; the CPU '
+        'supports bfloat16 only)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -48,6 +60,41 @@ def parse_args():
     return args
 
 
+#: --amp: the wrapper types it switches from -> to (CUDA, CPU)
+AMP_WRAPPERS = {
+    'OptimWrapper': ('AmpOptimWrapper', None),
+    'GuardedOptimWrapper': ('GuardedAmpOptimWrapper', 'CPUAmpOptimWrapper'),
+}
+
+
+def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
+    """Switch ``cfg.optim_wrapper`` to mixed precision for this machine."""
+    import torch
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    amp_types = {t for pair in AMP_WRAPPERS.values() for t in pair if t}
+    if wrapper in amp_types:
+        print(f'AMP training is already enabled in the config ({wrapper}).')
+        return
+    if wrapper not in AMP_WRAPPERS:
+        raise ValueError(f'--amp needs optim_wrapper.type to be one of '
+                         f'{sorted(AMP_WRAPPERS)}, got {wrapper!r}')
+    cuda_type, cpu_type = AMP_WRAPPERS[wrapper]
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.type = cuda_type
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+        if dtype is not None:
+            cfg.optim_wrapper.dtype = dtype
+        return
+    if cpu_type is None:
+        raise ValueError(f'--amp without CUDA needs optim_wrapper.type '
+                         f'GuardedOptimWrapper (CPU bf16 autocast), got '
+                         f'{wrapper!r}')
+    if dtype not in (None, 'bfloat16'):
+        raise ValueError(f'--amp on the CPU supports --amp-dtype bfloat16 '
+                         f'only, got {dtype}')
+    cfg.optim_wrapper.type = cpu_type
+
+
 def main():
     args = parse_args()
     if not osp.isfile(args.config):
@@ -56,6 +103,7 @@ def main():
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    check_config_keys(cfg.keys(), args.config)  # misspelt top-level keys
 
     # work_dir: CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:
@@ -68,15 +116,7 @@ def main():
     trust_directory(cfg.work_dir)
 
     if args.amp:
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
-            print('AMP training is already enabled in the config.')
-        else:
-            if optim_wrapper != 'OptimWrapper':
-                raise ValueError('--amp needs optim_wrapper.type to be '
-                                 f'OptimWrapper, got {optim_wrapper}')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        enable_amp(cfg, args.amp_dtype)
 
     cfg.resume = args.resume
 
@@ -86,4 +126,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

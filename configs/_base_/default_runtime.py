@@ -18,7 +18,13 @@ default_hooks = dict(
     # the project's checkpoint trust policy for this run (weights-only
     # loading; full unpickling only under work_dir):
     # projects/magnet/compat/checkpoint.py
-    checkpoint_trust=dict(type='CheckpointTrustHook'))
+    checkpoint_trust=dict(type='CheckpointTrustHook'),
+    # exact resume: the generators' state is saved with each checkpoint and
+    # restored on --resume; evaluations during training leave it untouched
+    random_state=dict(type='RandomStateHook'),
+    # names the samples of a batch whose loss / gradient is NaN / Inf
+    # (optim_wrapper type 'GuardedOptimWrapper', nonfinite='error'|'skip')
+    batch_identity=dict(type='BatchIdentityHook'))
 log_processor = dict(by_epoch=True)
 log_level = 'INFO'
 load_from = None

@@ -21,7 +21,8 @@ train_dataloader = dict(
 val_dataloader = dict(num_workers=0, persistent_workers=False)
 test_dataloader = dict(num_workers=0, persistent_workers=False)
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='GuardedOptimWrapper',
+    nonfinite='error',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),
                    weight_decay=0.01),
     clip_grad=dict(max_norm=1.0),

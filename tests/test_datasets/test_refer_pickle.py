@@ -7,9 +7,20 @@ from collections import OrderedDict
 import pytest
 
 from projects.magnet.datasets.refer_pickle import (
+    PickleInfo,
     UnsafeReferPickleError,
+    inspect_refer_pickle,
     load_refer_pickle,
 )
+
+from .utils import Py2Unicode, py2_pickle_dumps
+
+# python 2: pickle.dumps([{'raw': 'red', 'sent': u'r\xe9d', 'id': 3,
+#                          'big': 2**40}], 2)
+PY2_PROTOCOL2 = (
+    b'\x80\x02]q\x00}q\x01(U\x03rawq\x02U\x03redq\x03U\x04sentq\x04'
+    b'X\x04\x00\x00\x00r\xc3\xa9dq\x05U\x02idq\x06K\x03U\x03bigq\x07'
+    b'\x8a\x06\x00\x00\x00\x00\x00\x01ua.')
 
 
 class _RunsCommand:
@@ -80,12 +91,7 @@ def test_py2_protocol0_pickle():
 
 
 def test_py2_protocol2_pickle():
-    # python 2: pickle.dumps([{'raw': 'red', 'sent': u'r\xe9d', 'id': 3,
-    #                          'big': 2**40}], 2)
-    data = (b'\x80\x02]q\x00}q\x01(U\x03rawq\x02U\x03redq\x03U\x04sentq\x04'
-            b'X\x04\x00\x00\x00r\xc3\xa9dq\x05U\x02idq\x06K\x03U\x03bigq\x07'
-            b'\x8a\x06\x00\x00\x00\x00\x00\x01ua.')
-    out = load_refer_pickle(io.BytesIO(data))
+    out = load_refer_pickle(io.BytesIO(PY2_PROTOCOL2))
     assert out == [dict(raw='red', sent='r\xe9d', id=3, big=2**40)]
 
 
@@ -94,3 +100,40 @@ def test_corrupt_file_names_the_file(tmp_path):
     path.write_bytes(pickle.dumps([1, 2, 3], protocol=2)[:-3])
     with pytest.raises(pickle.UnpicklingError, match=r'refs\(umd\)\.p'):
         load_refer_pickle(str(path))
+
+
+def test_truncated_pickle_says_so(tmp_path):
+    path = tmp_path / 'refs(unc).p'
+    path.write_bytes(pickle.dumps([dict(ref_id=1, split='val')] * 50,
+                                  protocol=2)[:40])
+    with pytest.raises(pickle.UnpicklingError,
+                       match=r'refs\(unc\)\.p: not a valid REFER refs pickle'
+                       ': the file ends too early \\(truncated'):
+        load_refer_pickle(str(path))
+
+
+def test_test_helper_writes_what_python2_writes():
+    """tests/test_datasets/utils.py's Python-2 pickler reproduces the bytes
+    Python 2 wrote in test_py2_protocol2_pickle (so the dataset tests that
+    use it test real Python-2 files)."""
+    data = py2_pickle_dumps([dict(raw='red', sent=Py2Unicode('r\xe9d'), id=3,
+                                  big=2**40)])
+    assert data == PY2_PROTOCOL2
+    refs = [dict(split='train', raw='x' * 300, ids=list(range(1200)),
+                 f=0.5, neg=-7, none=None, yes=True)] * 3
+    assert load_refer_pickle(io.BytesIO(py2_pickle_dumps(refs))) == refs
+
+
+def test_inspect_refer_pickle(tmp_path):
+    py2 = tmp_path / 'py2.p'
+    py2.write_bytes(PY2_PROTOCOL2)
+    assert inspect_refer_pickle(str(py2)) == PickleInfo(2, True)
+    py2_proto0 = tmp_path / 'py2_0.p'
+    py2_proto0.write_bytes(b"(lp0\n(dp1\nS'raw'\np2\nS'red'\np3\nsa.")
+    assert inspect_refer_pickle(str(py2_proto0)) == PickleInfo(0, True)
+    py3 = tmp_path / 'py3.p'
+    py3.write_bytes(pickle.dumps([dict(raw='red')], protocol=2))
+    assert inspect_refer_pickle(str(py3)) == PickleInfo(2, False)
+    junk = tmp_path / 'junk.p'
+    junk.write_bytes(b'\x80\x04\xff\xff')
+    assert inspect_refer_pickle(str(junk)) == PickleInfo(4, False)

@@ -122,4 +122,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from projects.magnet.utils import run_cli
+    sys.exit(run_cli(main))  # a bad input: one error: line, exit 1

@@ -115,4 +115,5 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    from projects.magnet.utils import run_cli
+    sys.exit(run_cli(main))  # a bad input: one error: line, exit 1

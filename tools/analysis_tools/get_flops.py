@@ -64,4 +64,5 @@ def main(argv=None):
     B.run_tool(get_flops, args, show=None if args.json else print_table)
 
 if __name__ == '__main__':
-    main()
+    from projects.magnet.utils import run_cli
+    sys.exit(run_cli(main))  # a bad input: one error: line, exit 1

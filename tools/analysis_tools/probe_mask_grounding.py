@@ -187,4 +187,5 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    from projects.magnet.utils import run_cli
+    sys.exit(run_cli(main))  # a bad input: one error: line, exit 1

@@ -22,6 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
 import torch  # noqa: E402
 
 from projects.magnet.compat import load_weights  # noqa: E402
+from projects.magnet.utils import run_cli  # noqa: E402
 from projects.magnet.converters import (ConversionError,  # noqa: E402
                                         convert_official_checkpoint,
                                         unwrap_official)
@@ -63,12 +64,10 @@ def main():
     parser.add_argument('src', help='official checkpoint (.pth)')
     parser.add_argument('dst', help='output checkpoint (.pth)')
     args = parser.parse_args()
-    try:
-        convert(args.src, args.dst)
-    except (ConversionError, FileNotFoundError, RuntimeError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        sys.exit(1)
+    convert(args.src, args.dst)
 
 
 if __name__ == '__main__':
-    main()
+    # a bad input (not an official checkpoint, truncated, unsafe...): one
+    # error: line, exit 1 (--traceback or MAGNET_TRACEBACK=1 to see more)
+    sys.exit(run_cli(main))

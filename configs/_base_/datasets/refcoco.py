@@ -16,7 +16,7 @@ max_tokens = 20
 meta_keys = ('img_path', 'ori_shape', 'img_shape', 'pad_shape',
              'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
              'text', 'input_ids', 'attention_mask', 'ref_id', 'sent_id',
-             'split_tag', 'kind')
+             'image_id', 'split_tag', 'kind')
 train_pipeline = [
     # PIL decode without EXIF rotation == the official PIL .convert('RGB');
     # LoadReferImageFromFile = mmcv's LoadImageFromFile with the official

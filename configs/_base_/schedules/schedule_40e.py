@@ -1,8 +1,11 @@
 # The LAVT/MagNet recipe: AdamW (lr 5e-5, wd 1e-2), no weight decay on norms
 # and position tables, per-iteration poly (power 0.9) decay over 40 epochs,
 # no warm-up; batch 32 (e.g. 8 GPUs x 4 or 4 x 8).
+# GuardedOptimWrapper = mmengine's OptimWrapper that stops on a NaN / Inf
+# loss or gradient, naming the samples (nonfinite='skip' drops the step).
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='GuardedOptimWrapper',
+    nonfinite='error',
     optimizer=dict(type='AdamW', lr=5e-5, betas=(0.9, 0.999),
                    weight_decay=0.01),
     paramwise_cfg=dict(

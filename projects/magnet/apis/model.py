@@ -156,17 +156,25 @@ def init_model(config: ConfigInput,
     return model
 
 
-def _load_checked(model: torch.nn.Module, checkpoint: str,
-                  strict: bool) -> dict:
-    """``load_checkpoint`` with the project's errors: an unconverted
-    official checkpoint is recognised (use the converter), a file that is
-    no checkpoint is said to be none, and a strict key mismatch is
-    summarised (counts and the first keys) instead of listed in full."""
-    from mmengine.runner.checkpoint import (CheckpointLoader,
-                                            _load_checkpoint_to_model)
+def check_checkpoint_matches(model: torch.nn.Module, ckpt: object,
+                             checkpoint: str) -> dict:
+    """Refuse a loaded checkpoint that is not ``model``'s.
 
+    An unconverted official MagNet checkpoint is recognised (use the
+    converter); anything but a dict of weights is refused; a key mismatch
+    is summarised (counts and the first keys) instead of listed in full.
+    Training-only modules (Mask Grounding...) may be present or absent.
+
+    Args:
+        model: the model the weights are for (unwrapped).
+        ckpt: what ``CheckpointLoader.load_checkpoint`` returned.
+        checkpoint (str): its file, for the messages.
+
+    Returns:
+        dict: the state dict inside ``ckpt``.
+    """
     from ..compat.checkpoint import official_checkpoint_hint
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    from ..models.segmentors import TRAINING_ONLY_MODULES
     hint = official_checkpoint_hint(ckpt)
     if hint is not None:
         raise ValueError(f'{checkpoint}: {hint}')
@@ -174,25 +182,45 @@ def _load_checked(model: torch.nn.Module, checkpoint: str,
         raise ValueError(f'{checkpoint}: expected a dict of weights, got '
                          f'{type(ckpt).__name__}')
     state = ckpt.get('state_dict', ckpt)
-    if strict and isinstance(state, dict):
-        own = set(model.state_dict())
-        keys = {k[len('module.'):] if k.startswith('module.') else k
-                for k in state}
-        missing, unexpected = sorted(own - keys), sorted(keys - own)
-        from ..models.segmentors import TRAINING_ONLY_MODULES
-        unexpected = [k for k in unexpected
-                      if k.split('.')[0] not in TRAINING_ONLY_MODULES]
-        if missing or unexpected:
-            parts = []
-            if missing:
-                parts.append(f'{len(missing)} missing keys, e.g. '
-                             f'{missing[:5]}')
-            if unexpected:
-                parts.append(f'{len(unexpected)} unexpected keys, e.g. '
-                             f'{unexpected[:5]}')
-            raise RuntimeError(
-                f'{checkpoint} does not match the config\'s model: ' +
-                '; '.join(parts) + ' (another model or config?)')
+    if not isinstance(state, dict):
+        raise ValueError(f'{checkpoint}: "state_dict" is a '
+                         f'{type(state).__name__}, expected a dict')
+    own = set(model.state_dict())
+    keys = {k[len('module.'):] if k.startswith('module.') else k
+            for k in state}
+    missing, unexpected = sorted(own - keys), sorted(keys - own)
+    unexpected = [k for k in unexpected
+                  if k.split('.')[0] not in TRAINING_ONLY_MODULES]
+    missing = [k for k in missing
+               if k.split('.')[0] not in TRAINING_ONLY_MODULES]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} missing keys, e.g. {missing[:5]}')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected keys, e.g. '
+                         f'{unexpected[:5]}')
+        raise RuntimeError(
+            f'{checkpoint} does not match the config\'s model: ' +
+            '; '.join(parts) + ' (another model or config?)')
+    return state
+
+
+def _load_checked(model: torch.nn.Module, checkpoint: str,
+                  strict: bool) -> dict:
+    """``load_checkpoint`` with the project's errors
+    (:func:`check_checkpoint_matches` when ``strict``)."""
+    from mmengine.runner.checkpoint import (CheckpointLoader,
+                                            _load_checkpoint_to_model)
+
+    from ..compat.checkpoint import official_checkpoint_hint
+    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    if strict:
+        check_checkpoint_matches(model, ckpt, checkpoint)
+    else:
+        hint = official_checkpoint_hint(ckpt)
+        if hint is not None:
+            raise ValueError(f'{checkpoint}: {hint}')
     _load_checkpoint_to_model(model, ckpt, strict=strict, logger='silent')
     return ckpt
 

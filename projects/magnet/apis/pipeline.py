@@ -54,12 +54,21 @@ def check_expressions(expressions: Union[str, Sequence[str]]) -> List[str]:
         lower-cases them as in testing).
 
     Raises:
-        TypeError: an expression is not a string (its index is named).
+        TypeError: ``expressions`` is not a string or a sequence (``None``,
+            a generator...), is ``bytes``, or an expression is not a string
+            (its index is named).
         ValueError: no expression, or an empty / whitespace-only one (its
-            index is named).
+            index is named). Text with only characters the tokenizer drops
+            (zero-width space...) is refused later by ``TokenizeText``; an
+            expression longer than the token budget is truncated with a
+            ``TextTruncationWarning`` by the inference pipeline.
     """
     if isinstance(expressions, str):
         expressions = [expressions]
+    if isinstance(expressions, (bytes, bytearray)):
+        raise TypeError('expressions must be a string or a list of strings, '
+                        f'got {type(expressions).__name__} (decode it '
+                        'first)')
     if not isinstance(expressions, Sequence):
         raise TypeError('expressions must be a string or a list of '
                         f'strings, got {type(expressions).__name__}')

@@ -13,7 +13,8 @@
   script calls ``projects.magnet.compat.install_checkpoint_loader()``.
 * :mod:`.distributed` — torchrun on CPU-only machines.
 """
-from .checkpoint import (NotACheckpointError, UntrustedCheckpointError,
+from .checkpoint import (NotACheckpointError, UnreadableCheckpointError,
+                         UntrustedCheckpointError,
                          check_torch_file, checkpoint_loader_installed,
                          install_checkpoint_loader, official_checkpoint_hint,
                          is_trusted, load_runner_checkpoint, load_weights,
@@ -28,7 +29,7 @@ __all__ = [
     'MissingCompiledOpError', 'has_compiled_mmcv_ops',
     'install_mmcv_ext_placeholder', 'UntrustedCheckpointError',
     'checkpoint_loader_installed', 'NotACheckpointError', 'check_torch_file',
-    'official_checkpoint_hint',
+    'official_checkpoint_hint', 'UnreadableCheckpointError',
     'install_checkpoint_loader', 'is_trusted', 'load_runner_checkpoint',
     'load_weights', 'trust_directory', 'init_cpu_distributed'
 ]

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    'UntrustedCheckpointError', 'NotACheckpointError', 'check_torch_file',
+    'UntrustedCheckpointError', 'NotACheckpointError',
+    'UnreadableCheckpointError', 'check_torch_file',
     'official_checkpoint_hint', 'load_weights', 'load_runner_checkpoint',
     'trust_directory', 'is_trusted', 'install_checkpoint_loader',
     'checkpoint_loader_installed',
@@ -53,6 +54,11 @@ class UntrustedCheckpointError(pickle.UnpicklingError):
 
 class NotACheckpointError(ValueError):
     """The file is not a torch checkpoint at all (text, HTML, image...)."""
+
+
+class UnreadableCheckpointError(NotACheckpointError, RuntimeError):
+    """A checkpoint file torch cannot read: cut short or damaged (a
+    ``RuntimeError`` too, as torch's own error is)."""
 
 
 #: How torch files start: the zip archive of torch >= 1.6, or a legacy
@@ -195,10 +201,10 @@ def load_weights(filename: str, map_location: Any = 'cpu') -> Any:
             f'objects other than tensors ({_first_line(err)}). Weights are '
             'loaded with weights_only=True; convert or re-save the file as a '
             'plain state dict.') from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise RuntimeError(
-            f'{filename}: not a readable torch checkpoint (truncated or '
-            f'corrupt?): {_first_line(err)}') from err
+    except (RuntimeError, EOFError) as err:
+        if not _is_unreadable(err):
+            raise
+        raise _unreadable(filename, err) from err
 
 
 def load_runner_checkpoint(filename: str, map_location: Any = None) -> Any:
@@ -211,18 +217,42 @@ def load_runner_checkpoint(filename: str, map_location: Any = None) -> Any:
     """
     check_torch_file(filename)
     try:
-        with torch.serialization.safe_globals(RUNNER_SAFE_GLOBALS):
-            return torch.load(filename, map_location=map_location,
-                              weights_only=True)
-    except pickle.UnpicklingError as err:
-        if not is_trusted(filename):
-            raise UntrustedCheckpointError(
-                f'{filename}: refusing to unpickle: it needs Python objects '
-                f'beyond tensors ({_first_line(err)}), and loading them can '
-                'run code from the file. If you wrote this checkpoint '
-                'yourself, trust its directory: pass it as --work-dir, or '
-                f'list it in ${TRUST_ENV}.') from err
-    return torch.load(filename, map_location=map_location, weights_only=False)
+        try:
+            with torch.serialization.safe_globals(RUNNER_SAFE_GLOBALS):
+                return torch.load(filename, map_location=map_location,
+                                  weights_only=True)
+        except pickle.UnpicklingError as err:
+            if not is_trusted(filename):
+                raise UntrustedCheckpointError(
+                    f'{filename}: refusing to unpickle: it needs Python '
+                    f'objects beyond tensors ({_first_line(err)}), and '
+                    'loading them can run code from the file. If you wrote '
+                    'this checkpoint yourself, trust its directory: pass it '
+                    f'as --work-dir, or list it in ${TRUST_ENV}.') from err
+        return torch.load(filename, map_location=map_location,
+                          weights_only=False)
+    except (RuntimeError, EOFError) as err:
+        if not _is_unreadable(err):
+            raise
+        raise _unreadable(filename, err) from err
+
+
+#: torch.load messages of a cut or damaged file (zip reader, pickle stream)
+_UNREADABLE = ('PytorchStreamReader', 'central directory', 'Ran out of input',
+               'unexpected EOF', 'file not found in archive', 'invalid header')
+
+
+def _is_unreadable(err: BaseException) -> bool:
+    return isinstance(err, EOFError) or any(m in str(err)
+                                             for m in _UNREADABLE)
+
+
+def _unreadable(filename: str,
+                err: BaseException) -> UnreadableCheckpointError:
+    return UnreadableCheckpointError(
+        f'{filename}: not a readable torch checkpoint (truncated or '
+        f'corrupt? e.g. an interrupted download or copy; '
+        f'{os.path.getsize(filename)} bytes): {_first_line(err)}')
 
 
 def _first_line(err: BaseException) -> str:

@@ -6,6 +6,10 @@ fraction of them. ``json.load`` materialises the whole file as Python objects
 (several hundred MB); :func:`iter_json_object` yields the elements of the
 chosen top-level arrays one at a time, so the caller keeps only what it needs.
 
+:func:`load_json_file` reads a whole (smaller) JSON file, such as the JSON
+form of a refs pickle. Both name the file in their errors and say when it
+ends too early (a truncated download) or its top level has the wrong type.
+
 Why this is written by hand: the standard library has no streaming JSON API
 and no streaming parser (``ijson``...) is a dependency of the project. Each
 element is still parsed by the C-accelerated
@@ -17,9 +21,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Collection, Iterator, Tuple, Union
+from typing import Any, Callable, Collection, Iterator, Optional, Tuple, Union
 
-__all__ = ['JsonStreamError', 'iter_json_object']
+__all__ = ['JsonStreamError', 'iter_json_object', 'load_json_file',
+           'json_kind']
 
 _WS = re.compile(r'[ \t\n\r]*')
 # A parse error this far before the end of the buffer cannot be caused by the
@@ -29,6 +34,55 @@ _TRUNCATION_SLACK = 64
 
 class JsonStreamError(ValueError):
     """The JSON file is malformed (the message names the file and key)."""
+
+
+#: What a JSON value starting with this character is (for messages).
+_KINDS = {'{': 'an object', '[': 'an array', '"': 'a string',
+          't': 'a boolean', 'f': 'a boolean', 'n': 'null'}
+_TRUNCATED = 'the file ends too early (truncated or incomplete download?)'
+
+
+def json_kind(first_char: str) -> str:
+    """Name the kind of JSON value that starts with ``first_char``."""
+    if not first_char:
+        return 'nothing (end of file)'
+    if first_char in '-0123456789':
+        return 'a number'
+    return _KINDS.get(first_char, f'invalid JSON ({first_char!r})')
+
+
+def _at_end(err: json.JSONDecodeError, text: str) -> bool:
+    """Whether a decode error of the *whole* text is due to its end."""
+    return (err.msg.startswith('Unterminated string')
+            or err.pos >= len(text.rstrip()))
+
+
+def load_json_file(path: Union[str, os.PathLike]) -> Any:
+    """``json.load`` with errors that name the file and say what is wrong.
+
+    Raises:
+        JsonStreamError: not UTF-8 text, malformed or truncated JSON.
+    """
+    source = os.fspath(path)
+    try:
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise JsonStreamError(
+            f'{source}: not a UTF-8 JSON text file ({e.reason} at byte '
+            f'{e.start}; is it compressed or in another format?)') from None
+    if not text.strip():
+        raise JsonStreamError(f'{source}: the file is empty')
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        if _at_end(e, text):
+            what = _TRUNCATED
+        else:
+            what = e.msg
+        raise JsonStreamError(
+            f'{source}: malformed JSON at line {e.lineno} column {e.colno}: '
+            f'{what}') from None
 
 
 class _Scanner:
@@ -47,7 +101,12 @@ class _Scanner:
         """Append the next chunk (dropping consumed text); False at EOF."""
         if self.eof:
             return False
-        chunk = self.f.read(self.chunk_size)
+        try:
+            chunk = self.f.read(self.chunk_size)
+        except UnicodeDecodeError as e:
+            raise JsonStreamError(
+                f'{self.source}: not a UTF-8 JSON text file ({e.reason}; is '
+                'it compressed or in another format?)') from None
         if not chunk:
             self.eof = True
             return False
@@ -72,7 +131,9 @@ class _Scanner:
 
     def expect(self, chars: str, context: str) -> str:
         c = self.peek()
-        if not c or c not in chars:
+        if not c:
+            raise JsonStreamError(f'{self.source}: {_TRUNCATED} ({context})')
+        if c not in chars:
             raise self.error(f'expected one of {list(chars)}', context)
         self.pos += 1
         return c
@@ -89,6 +150,9 @@ class _Scanner:
                     or e.pos >= len(self.buf) - _TRUNCATION_SLACK)
                 if maybe_truncated and self._fill():
                     continue
+                if _at_end(e, self.buf):
+                    raise JsonStreamError(
+                        f'{self.source}: {_TRUNCATED} ({context})') from None
                 raise JsonStreamError(
                     f'{self.source}: malformed JSON {context}: {e.msg} '
                     f'(at char {e.pos - self.pos} of the value)') from None
@@ -100,7 +164,8 @@ class _Scanner:
 
 def iter_json_object(path: Union[str, os.PathLike],
                      stream_keys: Collection[str],
-                     chunk_size: int = 1 << 22
+                     chunk_size: int = 1 << 22,
+                     on_key: Optional[Callable[[str], None]] = None
                      ) -> Iterator[Tuple[str, Any]]:
     """Iterate over a JSON object file without loading it whole.
 
@@ -109,19 +174,30 @@ def iter_json_object(path: Union[str, os.PathLike],
         stream_keys (Collection[str]): top-level keys whose values are arrays
             to stream: one ``(key, element)`` is yielded per element.
         chunk_size (int): characters read at a time. Defaults to 4M.
+        on_key (callable, optional): called with every top-level key when it
+            is reached (an empty streamed array yields nothing; this tells
+            the caller the key is present).
 
     Yields:
         tuple[str, Any]: ``(key, element)`` for every element of a streamed
         array, ``(key, value)`` for every other top-level key.
 
     Raises:
-        JsonStreamError: malformed JSON, or a streamed key whose value is not
-            an array (the message names the file and key).
+        JsonStreamError: malformed or truncated JSON, a top level that is
+            not an object, or a streamed key whose value is not an array (the
+            message names the file and key).
     """
     source = os.fspath(path)
     with open(path, encoding='utf-8') as f:
         sc = _Scanner(f, source, chunk_size)
-        sc.expect('{', 'at the top level (a JSON object is required)')
+        first = sc.peek()
+        if first != '{':
+            what = 'the file is empty' if not first else \
+                f'the top level is {json_kind(first)}'
+            raise JsonStreamError(
+                f'{source}: expected a JSON object at the top level '
+                f'({{"images": [...], ...}}), but {what}')
+        sc.pos += 1
         if sc.peek() == '}':
             return
         while True:
@@ -129,9 +205,16 @@ def iter_json_object(path: Union[str, os.PathLike],
             if not isinstance(key, str):
                 raise sc.error('object key must be a string', 'at top level')
             sc.expect(':', f'after key "{key}"')
+            if on_key is not None:
+                on_key(key)
             if key in stream_keys:
-                if sc.expect('[', f'in "{key}" (an array is required)') \
-                        and sc.peek() == ']':
+                found = sc.peek()
+                if found != '[':
+                    raise JsonStreamError(
+                        f'{source}: top-level key "{key}" must be an array, '
+                        f'got {json_kind(found)}')
+                sc.pos += 1
+                if sc.peek() == ']':
                     sc.pos += 1
                 else:
                     index = 0

@@ -38,14 +38,22 @@ from __future__ import annotations
 import _compat_pickle
 import copyreg
 import io
+import itertools
 import os
 import pickle
-from typing import Any, FrozenSet, Tuple, Union
+import pickletools
+from typing import Any, FrozenSet, NamedTuple, Tuple, Union
 
 __all__ = [
     'UnsafeReferPickleError', 'RestrictedReferUnpickler', 'load_refer_pickle',
-    'ALLOWED_GLOBALS'
+    'ALLOWED_GLOBALS', 'PickleInfo', 'inspect_refer_pickle', 'PY2_NOTE'
 ]
+
+#: How a Python-2 pickle must be read (shown by the data tools).
+PY2_NOTE = ("a Python-2 pickle must be opened in binary mode ('rb') and "
+            "loaded with encoding='latin1' (plain pickle.load fails with a "
+            "UnicodeDecodeError or gives bytes); RefCOCODataset and the data "
+            'tools do this, with the restricted unpickler')
 
 #: ``(module, name)`` pairs (after py2 → py3 name mapping) that may appear.
 ALLOWED_GLOBALS: FrozenSet[Tuple[str, str]] = frozenset({
@@ -67,11 +75,15 @@ def _py3_name(module: str, name: str) -> Tuple[str, str]:
 def _import_allowed(source: str, module: str, name: str) -> Any:
     mapped = _py3_name(module, name)
     if mapped not in ALLOWED_GLOBALS:
+        hint = ''
+        if mapped == ('_codecs', 'encode'):
+            hint = (' (Python 3 stores bytes this way at protocol <= 2: the '
+                    'file holds bytes, which a REFER refs file never does)')
         raise UnsafeReferPickleError(
             f'{source}: refusing to load global "{module}.{name}"; a REFER '
             'refs pickle may only contain plain data (dict, list, tuple, '
             'str, bytes, int, float, bool, None). Nothing from the file was '
-            'executed.')
+            f'executed.{hint}')
     if mapped == ('collections', 'OrderedDict'):
         from collections import OrderedDict
         return OrderedDict
@@ -156,6 +168,46 @@ def load_refer_pickle(path_or_file: Union[str, os.PathLike,
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
             KeyError, IndexError, AttributeError, UnicodeDecodeError) as e:
+        if isinstance(e, EOFError) or 'truncated' in str(e):
+            what = (': the file ends too early (truncated or incomplete '
+                    'download?)')
+        else:
+            what = f' ({type(e).__name__}: {e})'
         raise pickle.UnpicklingError(
-            f'{source}: not a valid REFER refs pickle '
-            f'({type(e).__name__}: {e})') from e
+            f'{source}: not a valid REFER refs pickle{what}') from e
+
+
+class PickleInfo(NamedTuple):
+    """What the first opcodes of a pickle tell (see
+    :func:`inspect_refer_pickle`)."""
+
+    #: protocol of the ``PROTO`` opcode (0 when there is none: protocol 0/1)
+    protocol: int
+    #: the file stores Python-2 ``str`` objects (``STRING``, ``BINSTRING``,
+    #: ``SHORT_BINSTRING`` opcodes, which Python 3 never writes for ``str``)
+    python2: bool
+
+
+_PY2_STRING_OPS = frozenset(('STRING', 'BINSTRING', 'SHORT_BINSTRING'))
+
+
+def inspect_refer_pickle(path: Union[str, os.PathLike],
+                         max_ops: int = 10000) -> PickleInfo:
+    """Protocol and Python-2 origin of a pickle, from its first opcodes.
+
+    Nothing is unpickled: :func:`pickletools.genops` only decodes the opcode
+    stream (up to ``max_ops`` opcodes). A damaged stream ends the scan early.
+    """
+    protocol, python2 = 0, False
+    with open(path, 'rb') as f:
+        try:
+            for op, arg, _ in itertools.islice(pickletools.genops(f),
+                                               max_ops):
+                if op.name == 'PROTO':
+                    protocol = int(arg)
+                elif op.name in _PY2_STRING_OPS:
+                    python2 = True
+                    break
+        except (ValueError, EOFError):
+            pass
+    return PickleInfo(protocol, python2)

@@ -1,10 +1,17 @@
 """Runner pieces: a loop sized by wall time, a learning-curve hook, the
-checkpoint trust hook."""
+checkpoint trust hook, exact resume of the random state, optimizer wrappers
+that stop on NaN / Inf (fp32, CUDA AMP, CPU bf16)."""
+from .batch_identity_hook import BatchIdentityHook, batch_identities
 from .checkpoint_trust_hook import CheckpointTrustHook
 from .learning_curve_hook import LearningCurveHook, plot_learning_curve
+from .nonfinite_guard import (CPUAmpOptimWrapper, GuardedAmpOptimWrapper,
+                              GuardedOptimWrapper, NonFiniteError)
+from .random_state_hook import RandomStateHook
 from .time_budget_loop import TimeBudgetTrainLoop, rescale_schedulers
 
 __all__ = [
-    'CheckpointTrustHook', 'LearningCurveHook', 'TimeBudgetTrainLoop',
-    'plot_learning_curve', 'rescale_schedulers'
+    'BatchIdentityHook', 'CheckpointTrustHook', 'CPUAmpOptimWrapper',
+    'GuardedAmpOptimWrapper', 'GuardedOptimWrapper', 'LearningCurveHook',
+    'NonFiniteError', 'RandomStateHook', 'TimeBudgetTrainLoop',
+    'batch_identities', 'plot_learning_curve', 'rescale_schedulers'
 ]

@@ -23,6 +23,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
+from ..utils.random_state import preserved_random_state
+
 
 @HOOKS.register_module()
 class LearningCurveHook(Hook):
@@ -156,7 +158,8 @@ class LearningCurveHook(Hook):
         model = runner.model
         was_training = model.training
         model.eval()
-        with torch.no_grad():
+        # neutral for the training's random sequence (exact resume)
+        with torch.no_grad(), preserved_random_state():
             for batch in self._loader:
                 outputs = model.test_step(batch)
                 self._evaluator.process(data_samples=outputs,

@@ -65,7 +65,11 @@ def length_bucket_names(edges: Sequence[int]) -> List[str]:
     ``'len{e_last}+'``: ``(1, 4, 7, 10)`` gives ``['len0', 'len1-3',
     'len4-6', 'len7-9', 'len10+']``.
     """
-    edges = list(edges)
+    try:
+        edges = list(edges)
+    except TypeError:  # a scalar
+        raise ValueError('length_buckets must be strictly increasing ints '
+                         f'>= 0, got {edges!r}') from None
     if not edges or any(
             not isinstance(e, numbers.Integral) or isinstance(e, bool)
             or e < 0 for e in edges) or any(
@@ -155,6 +159,29 @@ class RefSegMetric(BaseMetric):
             Defaults to None.
         collect_device (str): 'cpu' or 'gpu'. Defaults to 'cpu'.
         prefix (str, optional): metric name prefix. Defaults to None.
+        **kwargs: ``collect_dir`` of :class:`BaseMetric`; nothing else.
+
+    Raises:
+        TypeError: an unknown argument (e.g. mmseg's ``iou_metrics``: the
+            metric always reports oIoU, mIoU and the ``Pr@t``), or
+            ``group_keys`` not a sequence of str.
+        ValueError: ``iou_thrs`` not numbers in [0, 1] with distinct
+            ``Pr@t`` names; bad ``length_buckets``
+            (:func:`length_bucket_names`).
+
+    Bad samples and results (the message names the sample by ``img_path``,
+    ``ref_id`` and ``sent_id``, and the field):
+
+    * no ``pred_sem_seg`` (or no ``gt_sem_seg`` when scoring at the input
+      size, or no ``segmentation`` / ``ori_shape`` at the original one):
+      ``KeyError``;
+    * prediction and GT of different sizes: ``ValueError``;
+    * a prediction with values other than 0 and 1 (probabilities, logits,
+      class indices): ``ValueError``; a GT with values other than 0, 1 and
+      ``ignore_index``: ``ValueError``;
+    * nothing processed when the metrics are computed: ``ValueError``;
+    * a sample without a ``group_keys`` key (or a non-str ``text`` with
+      ``length_buckets``): in no group of that key, counted in the log.
     """
 
     default_prefix: Optional[str] = None
@@ -169,9 +196,15 @@ class RefSegMetric(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
+        unknown = sorted(set(kwargs) - {'collect_dir'})
+        if unknown:
+            raise TypeError(
+                f'RefSegMetric got unknown argument(s) {unknown}: it always '
+                'reports oIoU, mIoU and Pr@t for t in iou_thrs (there is no '
+                'metric selection such as mmseg\'s iou_metrics)')
         super().__init__(
             collect_device=collect_device, prefix=prefix, **kwargs)
-        self.iou_thrs = tuple(iou_thrs)
+        self.iou_thrs = self._check_thrs(iou_thrs)
         self.ignore_index = ignore_index
         self.at_original_resolution = at_original_resolution
         self.split_key = split_key
@@ -187,6 +220,26 @@ class RefSegMetric(BaseMetric):
         #: group sources: the group keys, then 'text' for the lengths
         self._sources = self.group_keys + (
             ('text', ) if length_buckets is not None else ())
+
+    @staticmethod
+    def _check_thrs(iou_thrs: Any) -> Tuple[float, ...]:
+        """``iou_thrs`` as a tuple, checked (numbers in [0, 1] with
+        distinct ``Pr@t`` names)."""
+        bad = ValueError('RefSegMetric: iou_thrs must be a sequence of IoU '
+                         'fractions in [0, 1] with distinct Pr@ names (e.g. '
+                         f'(0.5, 0.7, 0.9)), got {iou_thrs!r}')
+        if isinstance(iou_thrs, (str, bytes)):
+            raise bad
+        try:
+            thrs = tuple(iou_thrs)
+        except TypeError:  # a scalar
+            raise bad from None
+        if any(not isinstance(t, numbers.Real) or isinstance(t, bool)
+               or not 0 <= t <= 1 for t in thrs):
+            raise bad
+        if len({f'{t:g}' for t in thrs}) != len(thrs):
+            raise bad
+        return tuple(float(t) for t in thrs)
 
     def _length_bucket(self, text: Any) -> Optional[str]:
         """Bucket name of a ``text`` meta value (None: not a str)."""
@@ -208,10 +261,24 @@ class RefSegMetric(BaseMetric):
             labels.append(self._length_bucket(sample.get('text')))
         return tuple(labels)
 
+    @staticmethod
+    def _field(sample: dict, key: str, name: str, hint: str) -> Any:
+        """``sample[key]['data']``, or a KeyError naming the field."""
+        field = sample.get(key)
+        if field is None or 'data' not in field:
+            raise KeyError(f'{name}: the sample has no "{key}" ({hint})')
+        return field['data']
+
     def _pred_and_gt(self, sample: dict, name: str):
-        pred = sample['pred_sem_seg']['data'].squeeze(0)
+        pred = self._field(sample, 'pred_sem_seg', name,
+                           'the predicted mask: run the model in predict '
+                           'mode').squeeze(0)
         if not self.at_original_resolution:
-            gt = sample['gt_sem_seg']['data'].squeeze(0).to(pred.device)
+            gt = self._field(
+                sample, 'gt_sem_seg', name,
+                'the GT mask: add LoadReferringMask to the test pipeline, '
+                'or set at_original_resolution=True').squeeze(0).to(
+                    pred.device)
             if pred.shape != gt.shape:
                 raise ValueError(
                     f'{name}: prediction {tuple(pred.shape)} and GT '
@@ -223,6 +290,10 @@ class RefSegMetric(BaseMetric):
             raise KeyError(
                 f'{name}: at_original_resolution=True needs the '
                 '"segmentation" meta key; add it to PackSegInputs.meta_keys')
+        if 'ori_shape' not in sample:
+            raise KeyError(
+                f'{name}: at_original_resolution=True needs the "ori_shape" '
+                'meta key')
         height, width = sample['ori_shape'][:2]
         gt = torch.from_numpy(
             decode_refer_mask(sample['segmentation'], height, width,
@@ -248,6 +319,12 @@ class RefSegMetric(BaseMetric):
             name = (f'{sample.get("img_path", "<sample>")} ref_id='
                     f'{sample.get("ref_id")} sent_id={sample.get("sent_id")}')
             pred, gt = self._pred_and_gt(sample, name)
+            self._check_values(pred, (0, 1), name, 'pred_sem_seg',
+                               'a binary mask (threshold probabilities '
+                               'first)')
+            self._check_values(gt, (0, 1, self.ignore_index), name,
+                               'gt_sem_seg', 'a binary mask with '
+                               f'ignore_index={self.ignore_index}')
             valid = gt != self.ignore_index
             pred_fg = (pred == 1) & valid
             gt_fg = gt == 1
@@ -263,9 +340,35 @@ class RefSegMetric(BaseMetric):
             else:
                 self.results.append((split, key, inter, union))
 
+    @staticmethod
+    def _check_values(mask: torch.Tensor, allowed: Tuple[int, ...],
+                      name: str, field: str, expected: str) -> None:
+        """ValueError unless every value of ``mask`` is in ``allowed``."""
+        bad = torch.ones_like(mask, dtype=torch.bool)
+        for value in allowed:
+            bad &= mask != value
+        if bool(bad.any()):
+            values = torch.unique(mask[bad]).cpu().tolist()
+            shown = ', '.join(f'{v:g}' for v in values[:8]) + (
+                ', ...' if len(values) > 8 else '')
+            raise ValueError(
+                f'{name}: "{field}" must hold only the values '
+                f'{list(allowed)} ({expected}), got {int(bad.sum())} pixels '
+                f'with other values ({shown}; dtype '
+                f'{str(mask.dtype).replace("torch.", "")})')
+
     def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:
         """Scores per split (plain keys when there is a single split),
-        then per group of each split (see the class docstring)."""
+        then per group of each split (see the class docstring).
+
+        Raises:
+            ValueError: ``results`` is empty (no sample was processed).
+        """
+        if not results:
+            raise ValueError(
+                'RefSegMetric: no sample to score (the results are empty): '
+                'the evaluation dataloader gave no data sample, or process() '
+                'was not called')
         seen = set()
         groups: Dict[str, List[tuple]] = OrderedDict()
         # split -> source index -> label -> [(I, U), ...]

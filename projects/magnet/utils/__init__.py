@@ -1,4 +1,14 @@
 """Leaf helpers used by every layer of the package (no project imports)."""
+from .cli import TRACEBACK_ENV, USER_ERRORS, error_line, run_cli
+from .config_check import (RUNNER_KEYS, MisspeltConfigKeyError,
+                           check_config_keys)
 from .pretrained import resolve_pretrained
+from .random_state import (capture_random_state, preserved_random_state,
+                           restore_random_state)
 
-__all__ = ['resolve_pretrained']
+__all__ = [
+    'resolve_pretrained', 'run_cli', 'error_line', 'USER_ERRORS',
+    'TRACEBACK_ENV', 'RUNNER_KEYS', 'MisspeltConfigKeyError',
+    'check_config_keys', 'capture_random_state', 'restore_random_state',
+    'preserved_random_state'
+]

@@ -2,23 +2,184 @@
 (:class:`LoadReferringMask`); images: :mod:`.image_loading`."""
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, List, Sequence
 
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 from pycocotools import mask as mask_utils
 
 __all__ = ['decode_refer_mask', 'LoadReferringMask']
 
+#: polygon coordinates may lie this many image sizes beyond the border
+#: (x in [-k W, (k + 1) W], y likewise); farther points are a unit or format
+#: error, and pycocotools' rasteriser allocates memory in proportion to the
+#: distance (and crashes on huge or non-finite values).
+COORD_MARGIN = 4
 
-def _check_rle_size(rle: dict, height: int, width: int, where: str) -> None:
+#: (where, polygon index) of the degenerate polygons already logged
+_LOGGED_DROPS: set = set()
+
+
+def _rle_string_counts(counts: str, where: str) -> np.ndarray:
+    """The run lengths of a compressed COCO RLE string (vectorised).
+
+    The COCO format: each run is a signed integer written as 5-bit groups,
+    least significant first, in characters ``chr(48 + group)`` whose bit
+    0x20 says "more groups follow" and whose bit 0x10, in the last group,
+    is the sign; from the fourth run on, the value is the difference to the
+    run two places back.
+
+    Returns:
+        np.ndarray: (R,) int64 run lengths.
+
+    Raises:
+        ValueError: a character outside ``'0'..'o'``, an unfinished or
+            over-long run, or a negative run.
+    """
+    head = f'{where}: cannot decode segmentation: the RLE "counts" string'
+    try:
+        raw = counts.encode('ascii')
+    except UnicodeEncodeError as e:
+        raise ValueError(f'{head} is not ASCII') from e
+    c = np.frombuffer(raw, np.uint8).astype(np.int64) - 48
+    if not c.size:
+        return np.zeros(0, np.int64)
+    bad = (c < 0) | (c >= 64)
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise ValueError(f'{head} has the character {counts[j]!r} at {j} '
+                         "(expected '0'..'o')")
+    last = (c & 0x20) == 0  # the last group of a run
+    if not last[-1]:
+        raise ValueError(f'{head} ends inside a run')
+    ends = np.flatnonzero(last)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    run_of = np.cumsum(last) - last  # run index of every character
+    k = np.arange(c.size) - starts[run_of]  # group index inside its run
+    if k.max() > 7:  # 40 bits: far more than any image's pixel count
+        raise ValueError(f'{head} has a run of more than 8 characters')
+    x = np.add.reduceat((c & 0x1f) << (5 * k), starts)
+    negative = (c[ends] & 0x10) != 0
+    x[negative] -= np.left_shift(1, 5 * (k[ends][negative] + 1))
+    runs = x.copy()
+    runs[1::2] = np.cumsum(x[1::2])  # run i >= 3 is a delta to run i - 2
+    runs[2::2] = np.cumsum(x[2::2])
+    if (runs < 0).any():
+        j = int(np.argmax(runs < 0))
+        raise ValueError(f'{where}: cannot decode segmentation: RLE run {j} '
+                         f'is negative ({runs[j]})')
+    return runs
+
+
+def _check_rle(rle: dict, height: int, width: int, where: str) -> None:
+    """ValueError unless ``rle`` is an RLE of exactly (height, width).
+
+    pycocotools does not check that the runs cover the image: runs summing
+    to less leave uninitialised memory in the decoded mask (garbage values).
+    """
     if 'counts' not in rle or 'size' not in rle:
         raise ValueError(f'{where}: an RLE segmentation needs "counts" and '
                          f'"size", got keys {sorted(rle)}')
-    if list(rle['size']) != [height, width]:
-        raise ValueError(f'{where}: RLE "size" {list(rle["size"])} differs '
-                         f'from the image size [{height}, {width}]')
+    size = rle['size']
+    if not isinstance(size, (list, tuple)) or list(size) != [height, width]:
+        raise ValueError(f'{where}: RLE "size" {size!r} differs from the '
+                         f'image size [{height}, {width}] (height, width '
+                         'recorded in instances.json)')
+    counts = rle['counts']
+    if isinstance(counts, bytes):
+        try:
+            counts = counts.decode('ascii')
+        except UnicodeDecodeError as e:
+            raise ValueError(f'{where}: cannot decode segmentation: the RLE '
+                             '"counts" bytes are not ASCII') from e
+    if isinstance(counts, str):
+        runs: Any = _rle_string_counts(counts, where)
+    elif isinstance(counts, list):
+        try:
+            runs = np.asarray(counts)
+        except (TypeError, ValueError):  # ragged
+            runs = np.asarray(None)
+        if runs.ndim != 1 or (runs.size and
+                              (runs.dtype.kind not in 'iu' or runs.min() < 0)):
+            raise ValueError(f'{where}: cannot decode segmentation: the RLE '
+                             '"counts" list must hold non-negative integers, '
+                             f'got {repr(counts)[:60]}')
+    else:
+        raise ValueError(f'{where}: cannot decode segmentation: RLE '
+                         '"counts" must be a str (compressed) or a list of '
+                         f'integers, got {type(counts).__name__}')
+    total = int(np.sum(runs, dtype=np.int64))
+    if total != height * width:
+        raise ValueError(f'{where}: cannot decode segmentation: the RLE runs '
+                         f'cover {total} pixels, expected height x width = '
+                         f'{height} x {width} = {height * width}')
+
+
+def _check_polygons(polys: Sequence[Any], height: int, width: int,
+                    where: str) -> List[Any]:
+    """The polygons to rasterise: ``polys`` without those of < 3 points.
+
+    Raises ValueError unless every polygon is a flat list of finite numbers
+    with an even count, within :data:`COORD_MARGIN` image sizes of the image,
+    and at least one has 3 points or more. Polygons of 0 - 2 points (0, 2
+    or 4 numbers) have no area: they are dropped, logged once per ``where``
+    and polygon index.
+    """
+    kept, dropped = [], []
+    for i, poly in enumerate(polys):
+        head = f'{where}: cannot decode segmentation: polygon {i}'
+        try:
+            arr = np.asarray(poly)
+        except (TypeError, ValueError):  # ragged
+            arr = np.asarray(None)
+        if arr.ndim != 1 or arr.dtype.kind not in 'iuf':
+            raise ValueError(f'{head} must be a flat list of numbers '
+                             f'[x1, y1, x2, y2, ...], got '
+                             f'{repr(poly)[:60]}')
+        n = arr.size
+        if n % 2:
+            raise ValueError(f'{head} has {n} coordinates, an odd number; '
+                             'expected x, y pairs [x1, y1, x2, y2, ...]')
+        if n == 0:
+            dropped.append((i, n))
+            continue
+        arr = arr.astype(np.float64, copy=False)
+        finite = np.isfinite(arr)
+        if not finite.all():
+            j = int(np.argmin(finite))
+            raise ValueError(f'{head} has a non-finite coordinate '
+                             f'({arr[j]} at index {j}); expected finite '
+                             'numbers')
+        for axis, size in (('x', width), ('y', height)):
+            vals = arr[0::2] if axis == 'x' else arr[1::2]
+            lo, hi = -COORD_MARGIN * size, (COORD_MARGIN + 1) * size
+            if vals.min() < lo or vals.max() > hi:
+                raise ValueError(
+                    f'{head} has {axis} coordinates in [{vals.min()}, '
+                    f'{vals.max()}], far outside the image ({axis} size '
+                    f'{size}; expected within [{lo}, {hi}])')
+        if n < 6:
+            dropped.append((i, n))
+        else:
+            kept.append(poly)
+    if not kept:
+        i, n = dropped[0]
+        raise ValueError(f'{where}: cannot decode segmentation: no polygon '
+                         f'has 3 points or more (polygon {i} has {n} '
+                         'coordinates); expected at least 6 coordinates')
+    for i, n in dropped:
+        if (where, i) not in _LOGGED_DROPS:
+            _LOGGED_DROPS.add((where, i))
+            points = f'{n // 2} point' + ('' if n == 2 else 's')
+            print_log(
+                f'{where}: polygon {i} has {n} coordinates ({points}, no '
+                'area): dropped (pycocotools rasterises it to no pixel, so '
+                'the mask is the official one)',
+                logger='current', level=logging.WARNING)
+    return kept
 
 
 def decode_refer_mask(segmentation: Any,
@@ -37,6 +198,30 @@ def decode_refer_mask(segmentation: Any,
       a list of such dicts): decoded (the same ``== 1`` rule is applied over
       the RLE channels of a list).
 
+    Valid inputs decode exactly as above. Invalid ones raise instead of
+    reaching pycocotools, which would misread, crash or return garbage:
+
+    * an empty list or another type; a list mixing polygons and RLE dicts;
+    * a polygon that is not a flat list of numbers, has an odd number of
+      coordinates (pycocotools would drop the last one), a non-finite
+      coordinate (pycocotools crashes), or one more than
+      :data:`COORD_MARGIN` image sizes outside the image; no polygon of 3
+      points or more;
+    * an RLE without ``counts`` / ``size``, whose ``size`` is not
+      ``[height, width]``, whose ``counts`` are malformed or whose runs do
+      not cover exactly ``height * width`` pixels.
+
+    Polygons of fewer than 3 points (0, 2 or 4 numbers: a point or a line,
+    as some COCO-style tools write) are **dropped** with a warning logged
+    once per ``where`` and polygon, when another polygon remains: they have
+    no area, and pycocotools rasterises them to no pixel, so the mask is
+    the official one (except that the official code fails on a 4-number
+    *first* polygon, which pycocotools takes for a box).
+
+    A valid segmentation may decode to zero area (e.g. a polygon thinner
+    than a pixel, or two identical polygons under the ``== 1`` rule): the
+    zero mask is returned; :class:`LoadReferringMask` decides what to do.
+
     Args:
         segmentation: polygons or RLE as stored in ``instances.json``.
         height (int): image height (``instances.json`` ``images.height``).
@@ -45,23 +230,39 @@ def decode_refer_mask(segmentation: Any,
 
     Returns:
         np.ndarray: uint8 mask of shape (height, width) with values {0, 1}.
+
+    Raises:
+        ValueError: see above; the message starts with ``where`` and, for
+            a malformed polygon / RLE, ``cannot decode segmentation``.
     """
-    is_seq = isinstance(segmentation, (list, tuple)) and len(segmentation)
+    if not (isinstance(height, (int, np.integer)) and isinstance(
+            width, (int, np.integer)) and height > 0 and width > 0):
+        raise ValueError(f'{where}: the image size must be positive '
+                         f'integers, got height={height!r}, width={width!r}')
+    height, width = int(height), int(width)
+    is_seq = isinstance(segmentation, (list, tuple))
     if isinstance(segmentation, dict):
         rles = [segmentation]
+    elif is_seq and not segmentation:
+        raise ValueError(f'{where}: the segmentation is empty ([]): '
+                         'expected polygons or RLE')
     elif is_seq and all(isinstance(s, dict) for s in segmentation):
         rles = list(segmentation)
+    elif is_seq and any(isinstance(s, dict) for s in segmentation):
+        raise ValueError(f'{where}: cannot decode segmentation: the list '
+                         'mixes RLE dicts and polygons')
     elif is_seq:
         rles = None  # polygons
+        polygons = _check_polygons(segmentation, height, width, where)
     else:
         raise ValueError(f'{where}: expected polygons or RLE, got '
                          f'{type(segmentation).__name__} '
                          f'({repr(segmentation)[:60]})')
     for rle in rles or []:
-        _check_rle_size(rle, height, width, where)
+        _check_rle(rle, height, width, where)
     try:
         if rles is None:
-            rles = mask_utils.frPyObjects(list(segmentation), height, width)
+            rles = mask_utils.frPyObjects(polygons, height, width)
         # Uncompressed RLE (list counts, used for COCO crowd regions) ->
         # compressed, which is what ``decode`` takes.
         rles = [
@@ -83,34 +284,80 @@ class LoadReferringMask(BaseTransform):
     """Decode the referred object's mask into ``gt_seg_map``.
 
     Required keys: ``segmentation``, ``height``, ``width`` (from
-    ``RefCOCODataset``); ``img`` (optional, used to check the size).
+    ``RefCOCODataset``); ``img`` (optional, used to check the size);
+    ``img_path``, ``image_id``, ``ref_id``, ``ann_id`` (optional, named in
+    the errors).
 
     Added keys: ``gt_seg_map`` (np.uint8, (H, W), {0, 1}); ``'gt_seg_map'``
     is appended to ``seg_fields`` so mmseg's ``Resize`` resizes it with
     nearest interpolation.
 
-    The mask is decoded at the size stated in ``instances.json``. If a loaded
-    ``img`` has another size a ValueError is raised: load images with
-    ``LoadImageFromFile(imdecode_backend='pillow',
-    color_type='color_ignore_orientation')`` (the official loader ignores the
-    EXIF orientation, as do the annotations).
+    The mask is decoded at the size stated in ``instances.json`` by
+    :func:`decode_refer_mask` (a malformed segmentation raises ValueError
+    naming the file, image_id, ref_id, ann_id and the field). If a loaded
+    ``img`` has another size a ValueError is raised (the
+    :class:`LoadReferImageFromFile` of the configs already checks it; this
+    covers mmcv's ``LoadImageFromFile``): load images with
+    ``imdecode_backend='pillow', color_type='color_ignore_orientation'``
+    (the official loader ignores the EXIF orientation, as do the
+    annotations).
+
+    Zero-area masks: a mask without foreground is no target (training on
+    it teaches "nothing is referred", which REFER never asks; it usually
+    means a broken annotation: a degenerate polygon, or the same polygon
+    twice under the official ``== 1`` rule). The official REFER data has
+    none as far as known, nor does the generated dataset (every object keeps
+    40% of its area visible). By default a ValueError naming the file,
+    image_id, ref_id and ann_id is raised (training and testing); with
+    ``allow_empty=True`` the empty mask is kept and a warning is logged for
+    each such ann_id the first time, with the running count.
+
+    Args:
+        allow_empty (bool): keep zero-area masks (see above). Defaults to
+            False.
     """
+
+    def __init__(self, allow_empty: bool = False) -> None:
+        self.allow_empty = allow_empty
+        self._empty_ann_ids: set = set()
 
     def transform(self, results: dict) -> dict:
         height, width = int(results['height']), int(results['width'])
-        where = (f'{results.get("img_path", "<image>")} ref_id='
-                 f'{results.get("ref_id")} ann_id={results.get("ann_id")}: '
-                 '"segmentation"')
+        where = (f'{results.get("img_path", "<image>")} image_id='
+                 f'{results.get("image_id")} ref_id={results.get("ref_id")} '
+                 f'ann_id={results.get("ann_id")}: "segmentation"')
         img = results.get('img')
         if img is not None and img.shape[:2] != (height, width):
             raise ValueError(
-                f'{where}: the loaded image is {img.shape[:2]} but '
-                f'instances.json says ({height}, {width}); was the image '
-                'rotated by its EXIF orientation? use color_type='
-                '"color_ignore_orientation" in LoadImageFromFile')
-        results['gt_seg_map'] = decode_refer_mask(results['segmentation'],
-                                                  height, width, where)
+                f'{where}: the loaded image is {img.shape[0]}x{img.shape[1]}'
+                f' (height x width) but instances.json records '
+                f'{height}x{width}; was the image rotated by its EXIF '
+                'orientation? use color_type="color_ignore_orientation" in '
+                'LoadImageFromFile')
+        mask = decode_refer_mask(results['segmentation'], height, width,
+                                 where)
+        if not mask.any():
+            self._empty(where, results.get('ann_id'))
+        results['gt_seg_map'] = mask
         seg_fields = results.setdefault('seg_fields', [])
         if 'gt_seg_map' not in seg_fields:
             seg_fields.append('gt_seg_map')
         return results
+
+    def _empty(self, where: str, ann_id: Any) -> None:
+        if not self.allow_empty:
+            raise ValueError(
+                f'{where}: the mask decodes to zero area (no foreground '
+                'pixel): a broken annotation (degenerate or duplicated '
+                'polygons?); fix or remove the ref, or set '
+                'LoadReferringMask(allow_empty=True) to keep empty targets')
+        if ann_id not in self._empty_ann_ids:
+            self._empty_ann_ids.add(ann_id)
+            print_log(
+                f'{where}: the mask decodes to zero area; kept as an empty '
+                f'target (allow_empty=True); {len(self._empty_ann_ids)} '
+                'annotation(s) with an empty mask so far in this process',
+                logger='current', level=logging.WARNING)
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(allow_empty={self.allow_empty})'

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
 __all__ = [
@@ -15,6 +18,15 @@ __all__ = [
 
 class TextTruncationWarning(UserWarning):
     """An expression has more tokens than the model's token budget."""
+
+
+def _where(results: dict) -> str:
+    """``'ref_id=.. sent_id=..: '`` of a dataset item ('' when it has
+    neither, e.g. free text of the inference API)."""
+    if results.get('ref_id') is None and results.get('sent_id') is None:
+        return ''
+    return (f'ref_id={results.get("ref_id")} '
+            f'sent_id={results.get("sent_id")}: ')
 
 
 @TRANSFORMS.register_module()
@@ -29,16 +41,37 @@ class SampleSentence(BaseTransform):
 
     Required keys: ``sentences`` or ``text``.
     Added keys: ``text`` (the sentence's ``raw`` string), ``sent_id``.
+
+    Raises:
+        ValueError: the item has no ``text`` and its ``sentences`` is
+            missing or empty, is not a list / tuple, or one of its entries
+            is not a dict with ``raw`` and ``sent_id`` (the ``ref_id`` and
+            the entry's index are named). Every entry is checked, not only
+            the drawn one, so a bad item fails on its first use.
     """
 
     def transform(self, results: dict) -> dict:
         if 'text' in results:
             return results
+        ref = f'ref_id={results.get("ref_id")}'
         sentences = results.get('sentences')
-        if not sentences:
+        if sentences is None or (isinstance(sentences, (list, tuple))
+                                 and not sentences):
             raise ValueError(
-                f'ref_id={results.get("ref_id")}: "sentences" is missing or '
-                'empty (and there is no "text")')
+                f'{ref}: "sentences" is missing or empty (and there is no '
+                '"text")')
+        if not isinstance(sentences, (list, tuple)):
+            raise ValueError(
+                f'{ref}: "sentences" must be a list of dicts with "raw" and '
+                f'"sent_id", got {type(sentences).__name__}')
+        for i, sent in enumerate(sentences):
+            if not isinstance(sent, Mapping) or 'raw' not in sent \
+                    or 'sent_id' not in sent:
+                got = (f'keys {sorted(map(str, sent))}' if isinstance(
+                    sent, Mapping) else type(sent).__name__)
+                raise ValueError(
+                    f'{ref}: "sentences"[{i}] must be a dict with "raw" and '
+                    f'"sent_id", got {got}')
         sent = sentences[np.random.randint(len(sentences))]
         results['text'] = sent['raw']
         results['sent_id'] = sent['sent_id']
@@ -71,7 +104,16 @@ class TokenizeText(BaseTransform):
     The sentence is encoded *with* special tokens (``[CLS] ... [SEP]``),
     **then** truncated to ``max_length`` ids (a long sentence loses its
     ``[SEP]``), then right-padded with ``pad_id``; ``attention_mask`` is 1 for
-    the kept ids.
+    the kept ids (a prefix of ones).
+
+    What the uncased BERT WordPiece tokenizer does with unusual text (same
+    ids as the official ``tokenizer.encode``): letters are lower-cased and
+    their accents stripped (``'Ünïcödé'`` -> ``'unicode'``); CJK characters
+    are split one per token; characters absent from the vocabulary (most
+    emoji, CJK with the MiniLM vocabulary...) become ``[UNK]``; control and
+    format characters (``'\\x00'``, zero-width space, a lone combining
+    accent...) are dropped; special tokens typed in the text (``'[MASK]'``,
+    ``'[SEP]'``...) are encoded as those special ids.
 
     Required keys: ``text``.
     Added keys: ``input_ids``, ``attention_mask`` (np.int64, (max_length,)).
@@ -82,13 +124,22 @@ class TokenizeText(BaseTransform):
             ``'bert-base-uncased'``.
         max_length (int): number of ids kept. Defaults to 20.
         pad_id (int): padding id (the official code pads with 0 = [PAD]).
-        allow_empty (bool): accept empty / whitespace-only text (encoded as
-            ``[CLS] [SEP]``). Defaults to False: raise a ValueError.
+        allow_empty (bool): accept text without any word piece (empty,
+            whitespace only, or only characters the tokenizer drops), encoded
+            as ``[CLS] [SEP]``. Defaults to False: raise a ValueError.
         warn_truncation (bool): emit a :class:`TextTruncationWarning` (with
-            the number of dropped tokens) when the sentence has more than
-            ``max_length`` ids. Defaults to False (datasets such as RefCOCO
-            truncate routinely); the inference API turns it on. The ids are
-            the same either way.
+            the number of dropped tokens) for every sentence with more than
+            ``max_length`` ids (the inference API turns it on). Defaults to
+            False: datasets such as RefCOCO truncate routinely, so only the
+            first truncation of the transform (in each dataloader worker) is
+            logged, at INFO level, through mmengine's current logger. The ids
+            are the same either way.
+
+    Raises:
+        ValueError: ``text`` is missing or not a ``str`` (bytes included),
+            or has no word piece and ``allow_empty`` is False; the message
+            names ``"text"`` and, for dataset items, the ``ref_id`` and
+            ``sent_id``.
     """
 
     def __init__(self,
@@ -104,29 +155,32 @@ class TokenizeText(BaseTransform):
         self.pad_id = pad_id
         self.allow_empty = allow_empty
         self.warn_truncation = warn_truncation
+        #: whether the first (quiet) truncation has been logged
+        self._truncation_logged = False
 
     def transform(self, results: dict) -> dict:
         text = results.get('text')
+        where = _where(results)
         if not isinstance(text, str):
+            got = ('nothing ("text" is missing)' if 'text' not in results
+                   else f'{type(text).__name__} ({text!r:.60})')
             raise ValueError(
-                f'ref_id={results.get("ref_id")} sent_id='
-                f'{results.get("sent_id")}: "text" must be a str, got '
-                f'{type(text).__name__}; add SampleSentence before '
-                'TokenizeText for training items')
+                f'{where}"text" must be a str, got {got}; add SampleSentence '
+                'before TokenizeText for training items')
         if not text.strip() and not self.allow_empty:
             raise ValueError(
-                f'ref_id={results.get("ref_id")} sent_id='
-                f'{results.get("sent_id")}: "text" is empty or whitespace '
-                'only (set allow_empty=True to encode it as [CLS] [SEP])')
-        ids = get_tokenizer(self.tokenizer).encode(
-            text, add_special_tokens=True)
-        if len(ids) > self.max_length and self.warn_truncation:
-            short = text if len(text) <= 60 else text[:57] + '...'
-            warnings.warn(
-                f'expression {short!r} has {len(ids)} tokens (with [CLS] '
-                f'and [SEP]) but the token budget is {self.max_length}: '
-                f'{len(ids) - self.max_length} tokens dropped from the end',
-                TextTruncationWarning, stacklevel=2)
+                f'{where}"text" is empty or whitespace only ({text!r:.60}; '
+                'set allow_empty=True to encode it as [CLS] [SEP])')
+        tokenizer = get_tokenizer(self.tokenizer)
+        ids = tokenizer.encode(text, add_special_tokens=True)
+        if len(ids) <= tokenizer.num_special_tokens_to_add() \
+                and not self.allow_empty:
+            raise ValueError(
+                f'{where}"text" {text!r:.60} has no tokens: the tokenizer '
+                'drops all its characters (control / format characters); '
+                'set allow_empty=True to encode it as [CLS] [SEP]')
+        if len(ids) > self.max_length:
+            self._report_truncation(text, len(ids))
         ids = ids[:self.max_length]
         input_ids = np.full(self.max_length, self.pad_id, dtype=np.int64)
         input_ids[:len(ids)] = ids
@@ -135,6 +189,21 @@ class TokenizeText(BaseTransform):
         results['input_ids'] = input_ids
         results['attention_mask'] = attention_mask
         return results
+
+    def _report_truncation(self, text: str, num_ids: int) -> None:
+        """Warn (``warn_truncation``) or log the first truncation."""
+        short = text if len(text) <= 60 else text[:57] + '...'
+        message = (f'expression {short!r} has {num_ids} tokens (with [CLS] '
+                   f'and [SEP]) but the token budget is {self.max_length}: '
+                   f'{num_ids - self.max_length} tokens dropped from the end')
+        if self.warn_truncation:
+            warnings.warn(message, TextTruncationWarning, stacklevel=4)
+        elif not self._truncation_logged:
+            self._truncation_logged = True
+            print_log(
+                f'TokenizeText: {message} (longer expressions are truncated '
+                'as in the official code; further truncations are not '
+                'logged)', logger='current', level=logging.INFO)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(tokenizer={self.tokenizer!r}, '

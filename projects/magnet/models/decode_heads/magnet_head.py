@@ -24,6 +24,8 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
+from ..utils.precision import float32_region
+
 __all__ = ['MagNetHead']
 
 
@@ -310,6 +312,7 @@ class MagNetHead(BaseModule):
             cls_cost = -cls_pred.float().softmax(-1)[..., 0]
             return (cls_cost + bce + dice).argmin(1)
 
+    @float32_region  # the losses stay fp32 under AMP
     def _loss_single(self, cls_pred: Tensor, mask_pred: Tensor,
                      gt: Tensor) -> Dict[str, Tensor]:
         """Losses of one prediction.

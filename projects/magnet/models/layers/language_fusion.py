@@ -23,6 +23,7 @@ from mmengine.model import BaseModule
 
 from .gate import ResidualGate
 from .pwam import WORD_MASK_VALUE
+from ..utils.precision import float32_region
 
 MASK_MODES = ('official', 'fixed')
 
@@ -89,6 +90,7 @@ class WordPixelAttention(BaseModule):
         out = self._instance_norm(self.out_proj(out).transpose(1, 2))
         return out.transpose(1, 2)
 
+    @float32_region  # the +-10000 mask arithmetic stays fp32 under AMP
     def forward(self, pixels: torch.Tensor, words: torch.Tensor,
                 additive_mask: torch.Tensor) -> torch.Tensor:
         """
@@ -133,6 +135,7 @@ class WordPixelAttention(BaseModule):
         out = out / std_v.view(B, 1, heads, head_dim).transpose(1, 2)
         return self._output(out)
 
+    @float32_region
     def forward_direct(self, pixels: torch.Tensor, words: torch.Tensor,
                        additive_mask: torch.Tensor) -> torch.Tensor:
         """Literal form of :meth:`forward` (normalised ``HW x L`` keys and

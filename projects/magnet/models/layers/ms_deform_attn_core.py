@@ -39,6 +39,7 @@ from mmcv.ops.multi_scale_deform_attn import (
 from torch import Tensor
 
 from ...compat import has_compiled_mmcv_ops
+from ..utils.precision import float32_region
 
 __all__ = [
     'CORES', 'select_core', 'msda_value_table', 'fill_value_table',
@@ -355,6 +356,7 @@ def select_core(value: Tensor, needs_grad: bool,
     return pytorch_impl
 
 
+@float32_region  # sub-pixel bilinear sampling: fp32 under AMP
 def multi_scale_deformable_attn(value: Tensor,
                                 spatial_shapes: Tensor,
                                 level_start_index: Tensor,

@@ -12,6 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
+from ..utils.precision import float32_region
+
 # Additive constant that removes padded words from the softmax. The released
 # models were trained with +-1e4 (not -inf); keep it for identical numerics.
 WORD_MASK_VALUE = 1e4
@@ -43,6 +45,7 @@ class PixelWordAttention(BaseModule):
         self.out_proj = nn.Linear(channels, channels)
         self.out_norm = nn.LayerNorm(channels)
 
+    @float32_region  # the +-1e4 mask arithmetic stays fp32 under AMP
     def forward(self, x: torch.Tensor, words: torch.Tensor,
                 word_mask: torch.Tensor) -> torch.Tensor:
         """

@@ -33,6 +33,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 
+from ..utils.precision import float32_region
+
 Tensor = torch.Tensor
 
 
@@ -93,6 +95,7 @@ class CrossModalAlignmentLoss(nn.Module):
         """1 / tau (tau clamped to >= 0.01)."""
         return self.log_scale.clamp(max=math.log(100.0)).exp()
 
+    @float32_region  # contrastive logits and losses stay fp32 under AMP
     def forward(self, pixel_embeds: Tensor, text_embeds: Tensor,
                 gt: Tensor) -> Dict[str, Tensor]:
         """Args:

@@ -117,6 +117,7 @@ class MagNet(EncoderDecoder):
             raise ValueError(
                 f'text_encoder has {self.text_encoder.num_stages} stages, '
                 f'backbone has {len(self.backbone.stages)}')
+        self._check_fusion_widths()
         self.lang_proj = (
             nn.Linear(self.text_encoder.channels, lang_proj_dim)
             if lang_proj_dim else None)
@@ -134,6 +135,26 @@ class MagNet(EncoderDecoder):
             self._check_alignment_loss(lang_proj_dim)
         self.register_load_state_dict_post_hook(
             tolerate_training_modules)
+
+    def _check_fusion_widths(self) -> None:
+        """The backbone's fusions read the words at the text encoder's
+        width; the text encoder's fusions read each vision stage's width."""
+        words = self.text_encoder.channels
+        text_channels = getattr(self.backbone, 'text_channels', words)
+        if text_channels != words:
+            raise ValueError(
+                f'backbone.text_channels={text_channels} does not match the '
+                f'text encoder\'s width {words} (its hidden_size): set '
+                f'backbone.text_channels={words}')
+        stages = list(getattr(self.backbone, 'num_features', []))
+        fusions = [f.attn.key_proj.in_features
+                   for f in getattr(self.text_encoder, 'fusions', [])
+                   if hasattr(getattr(f, 'attn', None), 'key_proj')]
+        if stages and fusions and fusions != stages:
+            raise ValueError(
+                f'text_encoder.vision_channels={tuple(fusions)} does not '
+                f'match the backbone\'s stage widths {tuple(stages)}: set '
+                f'text_encoder.vision_channels={tuple(stages)}')
 
     def _check_mask_grounding(self) -> None:
         head = self.mask_grounding

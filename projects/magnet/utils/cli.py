@@ -1,0 +1,68 @@
+"""One way for every command-line tool to end on a bad input.
+
+A tool wraps its ``main`` with :func:`run_cli`: an error a user can fix (a
+missing file, a malformed annotation, a checkpoint of another model, a
+misspelt config key, ...) ends the process with **one** ``error: ...`` line
+on stderr and exit status 1, without a traceback. The traceback is shown
+when asked for: ``MAGNET_TRACEBACK=1`` in the environment (or the tool's own
+``--traceback`` flag, which sets it).
+
+Which exceptions count as "a user can fix it" is :data:`USER_ERRORS`: the
+built-in families that the project's own checks raise (``ValueError`` and
+its subclasses ``ReferFormatError``, ``ConversionError``,
+``NotACheckpointError``..., ``OSError`` / ``FileNotFoundError``,
+``KeyError`` / ``TypeError`` for config mistakes, ``RuntimeError`` for
+torch's load errors, ``pickle.UnpicklingError``). Anything else (a real
+bug) keeps its traceback.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from typing import Callable, Optional, Tuple, Type
+
+__all__ = ['USER_ERRORS', 'TRACEBACK_ENV', 'error_line', 'run_cli']
+
+#: Set to 1 to see the traceback of an ``error:`` line.
+TRACEBACK_ENV = 'MAGNET_TRACEBACK'
+
+USER_ERRORS: Tuple[Type[BaseException], ...] = (
+    ValueError, OSError, KeyError, TypeError, RuntimeError,
+    pickle.UnpicklingError, EOFError, ImportError, AssertionError)
+
+
+def error_line(err: BaseException) -> str:
+    """The one-line message of ``err`` (``KeyError`` without its quotes;
+    further lines of a multi-line message are kept, indented)."""
+    if isinstance(err, KeyError) and err.args:
+        message = str(err.args[0])
+    else:
+        message = str(err) or type(err).__name__
+    if not isinstance(err, (ValueError, OSError)) or not str(err):
+        # name the exception where its type tells the reader something
+        name = type(err).__name__
+        if not message.startswith(name):
+            message = f'{name}: {message}'
+    return 'error: ' + message.replace('\n', '\n  ')
+
+
+def run_cli(main: Callable[[], Optional[int]],
+            traceback_flag: str = '--traceback') -> int:
+    """Run ``main()`` and turn a user error into ``error: ...`` + exit 1.
+
+    ``traceback_flag`` in ``sys.argv`` is removed before ``main`` parses the
+    arguments and sets :data:`TRACEBACK_ENV`. Returns ``main``'s status (0
+    for ``None``) so a tool ends with ``sys.exit(run_cli(main))``.
+    """
+    if traceback_flag in sys.argv:
+        sys.argv.remove(traceback_flag)
+        os.environ[TRACEBACK_ENV] = '1'
+    try:
+        status = main()
+    except USER_ERRORS as err:
+        if os.environ.get(TRACEBACK_ENV, '') not in ('', '0'):
+            raise
+        print(error_line(err), file=sys.stderr)
+        return 1
+    return 0 if status is None else int(status)
