@@ -16,8 +16,9 @@ the config's optimizer update. Reported per variant, and as a ratio to
   the CPU the process's peak RSS (``VmHWM``, reset through
   ``/proc/self/clear_refs`` right before the step; Linux);
 * ``saved_activations_mib``: bytes autograd keeps for the backward pass
-  (unique storages packed by ``saved_tensors_hooks``): what checkpointing
-  removes, independent of the allocator and the machine.
+  (unique storages packed by ``saved_tensors_hooks``, parameters and
+  buffers excluded): what checkpointing removes, independent of the
+  allocator and the machine.
 
 Variants: ``swin_cp`` = ``backbone.with_cp``, ``bert_cp`` =
 ``text_encoder.with_cp``, ``both``; ``amp`` = the mixed-precision wrapper
@@ -101,10 +102,14 @@ def measure(args) -> dict:
                                     args.real_tokens, args.device,
                                     with_gt=True)
     saved: Dict[int, int] = {}
+    # weights saved for backward are resident anyway: not activations
+    resident = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    resident |= {b.untyped_storage().data_ptr() for b in model.buffers()}
 
     def pack(t):
         storage = t.untyped_storage()
-        saved[storage.data_ptr()] = storage.nbytes()
+        if storage.data_ptr() not in resident:
+            saved[storage.data_ptr()] = storage.nbytes()
         return t
 
     def step(record: bool = False):
