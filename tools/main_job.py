@@ -189,7 +189,9 @@ def evaluate(args, checkpoint, overrides, val_only=False):
     """Test ``checkpoint`` with mmengine's Runner on the config's test
     splits, or on its val split only (``val_only``, no persistent
     workers)."""
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
+
+    from projects.magnet.utils import CfgOptionsAction
     from mmengine.runner import Runner
 
     from projects.magnet.compat import (install_checkpoint_loader,
@@ -199,7 +201,8 @@ def evaluate(args, checkpoint, overrides, val_only=False):
     cfg = Config.fromfile(args.config)
     if overrides:  # the same key=value syntax as tools/train.py
         parser = argparse.ArgumentParser()
-        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        parser.add_argument('--cfg-options', nargs='+',
+                            action=CfgOptionsAction)
         cfg.merge_from_dict(
             parser.parse_args(['--cfg-options'] + overrides).cfg_options)
     cfg.work_dir = args.work_dir

@@ -17,12 +17,13 @@ from typing import Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from projects.magnet.compat import (  # noqa: E402
     init_cpu_distributed, install_checkpoint_loader, trust_directory)
-from projects.magnet.utils import check_config_keys, run_cli  # noqa: E402
+from projects.magnet.utils import (  # noqa: E402
+    CfgOptionsAction, check_config_keys, load_config, run_cli)
 
 
 def parse_args():
@@ -45,7 +46,7 @@ def parse_args():
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override settings of the config, key=value (xxx=yyy format)')
     parser.add_argument(
         '--launcher',
@@ -99,7 +100,7 @@ def main():
     args = parse_args()
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # names the file in a syntax error
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

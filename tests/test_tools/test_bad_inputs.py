@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os.path as osp
 import sys
 
@@ -28,6 +29,20 @@ def _tool(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True)
+def _release_captured_streams(capsys):
+    """The tools run in this process create mmengine loggers whose stream
+    handlers hold pytest's captured stderr; point them back at the real one
+    before the capture closes (later tests would log to a closed file)."""
+    yield
+    from mmengine.logging import MMLogger
+    for logger in list(MMLogger._instance_dict.values()):
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and \
+                    handler.stream not in (sys.__stderr__, sys.__stdout__):
+                handler.stream = sys.__stderr__  # no flush of the old one
 
 
 def _run(name, argv, capsys, monkeypatch):
@@ -150,3 +165,23 @@ def test_traceback_when_asked(tmp_path, capsys, monkeypatch):
                                       '--traceback'])
     with pytest.raises(FileNotFoundError, match='config file not found'):
         run_cli(_tool('train').main)
+
+
+def test_config_that_is_not_valid_python(tmp_path, capsys, monkeypatch):
+    bad = tmp_path / 'broken.py'
+    bad.write_text("_base_ = ['../x.py'\nmodel = dict(\n")
+    code, err = _run('train', [str(bad)], capsys, monkeypatch)
+    _assert_one_error(code, err, f'{bad}: not a valid config',
+                      'Python syntax error at line')
+
+
+def test_cfg_options_item_without_equals_is_a_usage_error(capsys,
+                                                          monkeypatch):
+    monkeypatch.setattr(sys, 'argv', ['train.py', CONFIG, '--cfg-options',
+                                      'train_dataloader.batch_size'])
+    with pytest.raises(SystemExit) as exit_info:
+        _tool('train').parse_args()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --cfg-options: expects key=value items" in err
+    assert "got 'train_dataloader.batch_size'" in err

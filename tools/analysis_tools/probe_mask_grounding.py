@@ -76,7 +76,7 @@ def masked_token_logits(model, inputs, data_samples, blank_image=False,
 
 
 def parse_args():
-    from mmengine.config import DictAction
+    from projects.magnet.utils import CfgOptionsAction
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
@@ -84,7 +84,8 @@ def parse_args():
     parser.add_argument('--top-words', type=int, default=20)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', default=None, help='write the JSON here')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+',
+                        action=CfgOptionsAction)
     return parser.parse_args()
 
 

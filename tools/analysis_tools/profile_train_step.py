@@ -98,7 +98,7 @@ WIDTH = 52  # label column of the table
 
 
 def parse_args(argv=None):
-    from mmengine.config import DictAction
+    from projects.magnet.utils import CfgOptionsAction
     p = B.tool_parser(
         __doc__, shape=None, batch=None,
         shape_help='dummy batch size (default: the config\'s img_scale, '
@@ -113,7 +113,7 @@ def parse_args(argv=None):
                    help='deepest module name (dots) in "modules" (0: none)')
     p.add_argument('--top', type=int, default=0,
                    help='ATen ops of one profiled step (0: no op profile)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                    help='override config entries, KEY=VALUE')
     return p.parse_args(argv)
 

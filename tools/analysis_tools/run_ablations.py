@@ -177,11 +177,14 @@ def config_name(config):
 def load_cfg(config, overrides=()):
     """The config with ``key=value`` overrides merged (tools/train.py's
     syntax)."""
-    from mmengine.config import Config, DictAction
+    from mmengine.config import Config
+
+    from projects.magnet.utils import CfgOptionsAction
     cfg = Config.fromfile(config)
     if overrides:
         parser = argparse.ArgumentParser()
-        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        parser.add_argument('--cfg-options', nargs='+',
+                            action=CfgOptionsAction)
         cfg.merge_from_dict(
             parser.parse_args(['--cfg-options'] +
                               list(overrides)).cfg_options)

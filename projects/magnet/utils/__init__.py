@@ -1,14 +1,17 @@
 """Leaf helpers used by every layer of the package (no project imports)."""
-from .cli import TRACEBACK_ENV, USER_ERRORS, error_line, run_cli
-from .config_check import (RUNNER_KEYS, MisspeltConfigKeyError,
-                           check_config_keys)
+from .cli import (TRACEBACK_ENV, USER_ERRORS, CfgOptionsAction, error_line,
+                  run_cli)
+from .config_check import (RUNNER_KEYS, ConfigFileError,
+                           MisspeltConfigKeyError, check_config_keys,
+                           load_config)
 from .pretrained import resolve_pretrained
 from .random_state import (capture_random_state, preserved_random_state,
                            restore_random_state)
 
 __all__ = [
-    'resolve_pretrained', 'run_cli', 'error_line', 'USER_ERRORS',
+    'resolve_pretrained', 'run_cli', 'CfgOptionsAction', 'error_line',
+    'USER_ERRORS',
     'TRACEBACK_ENV', 'RUNNER_KEYS', 'MisspeltConfigKeyError',
     'check_config_keys', 'capture_random_state', 'restore_random_state',
-    'preserved_random_state'
+    'preserved_random_state', 'ConfigFileError', 'load_config'
 ]

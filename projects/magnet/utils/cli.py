@@ -17,19 +17,25 @@ bug) keeps its traceback.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
 import sys
 from typing import Callable, Optional, Tuple, Type
 
-__all__ = ['USER_ERRORS', 'TRACEBACK_ENV', 'error_line', 'run_cli']
+from mmengine.config import DictAction
+
+__all__ = [
+    'USER_ERRORS', 'TRACEBACK_ENV', 'error_line', 'run_cli', 'CfgOptionsAction'
+]
 
 #: Set to 1 to see the traceback of an ``error:`` line.
 TRACEBACK_ENV = 'MAGNET_TRACEBACK'
 
 USER_ERRORS: Tuple[Type[BaseException], ...] = (
     ValueError, OSError, KeyError, TypeError, RuntimeError,
-    pickle.UnpicklingError, EOFError, ImportError, AssertionError)
+    pickle.UnpicklingError, EOFError, ImportError, AssertionError,
+    SyntaxError)  # SyntaxError: a config file that is not valid Python
 
 
 def error_line(err: BaseException) -> str:
@@ -66,3 +72,17 @@ def run_cli(main: Callable[[], Optional[int]],
         print(error_line(err), file=sys.stderr)
         return 1
     return 0 if status is None else int(status)
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``DictAction`` for ``--cfg-options`` that refuses an item
+    without ``=`` with a usage error naming it (``DictAction`` fails with
+    "not enough values to unpack")."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        bad = [v for v in (values or []) if '=' not in v]
+        if bad:
+            raise argparse.ArgumentError(
+                self, f'expects key=value items (e.g. '
+                f'train_dataloader.batch_size=4), got {bad[0]!r}')
+        super().__call__(parser, namespace, values, option_string)

@@ -16,7 +16,7 @@ from typing import Iterable, List
 
 __all__ = [
     'RUNNER_KEYS', 'COMMON_HELPERS', 'check_config_keys',
-    'MisspeltConfigKeyError'
+    'MisspeltConfigKeyError', 'ConfigFileError', 'load_config'
 ]
 
 #: Top-level keys mmengine's Runner (``from_cfg`` and the runner's build
@@ -75,3 +75,25 @@ def check_config_keys(keys: Iterable[str], source: str = 'config',
             f'{source}: unknown top-level key {", ".join(problems)}; the '
             'Runner ignores keys it does not read, so this setting would '
             'have no effect')
+
+
+class ConfigFileError(ValueError):
+    """A config file that cannot be read as an mmengine config."""
+
+
+def load_config(path: str):
+    """``mmengine.Config.fromfile`` with the file named in its errors: a
+    missing file, or one that is not valid Python (mmengine's own message
+    says ``<unknown>`` for the file)."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path}')
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as err:
+        where = f'line {err.lineno}' if err.lineno else 'somewhere'
+        raise ConfigFileError(
+            f'{path}: not a valid config (Python syntax error at {where}: '
+            f'{err.msg}); a _base_ file it inherits may be the one') from err
