@@ -125,3 +125,32 @@ def make_data_samples(batch: int, hw=(64, 64), lengths=None, seed=0):
         sample.gt_sem_seg = PixelData(data=gt)
         samples.append(sample)
     return samples
+
+
+@pytest.fixture
+def logged():
+    """Messages of the WARNING+ records logged to mmengine's current
+    logger during the test."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: records.append(record.getMessage())
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def save_unconverted_official_checkpoint(path: str) -> str:
+    """A file shaped like a released (unconverted) MagNet checkpoint: its
+    three recognisable key families under ``'model'``."""
+    import torch
+    torch.save({'model': {'image_model.patch_embed.proj.weight':
+                          torch.zeros(1),
+                          'language_model.embeddings.word_embeddings.weight':
+                          torch.zeros(1),
+                          'classifier.predictor.query_feat.weight':
+                          torch.zeros(1)}}, path)
+    return path

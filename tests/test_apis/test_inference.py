@@ -17,7 +17,8 @@ from projects.magnet.apis import (build_inference_pipeline,
 from projects.magnet.datasets.transforms import (TextTruncationWarning,
                                                  TokenizeText)
 
-from ..conftest import REPO_ROOT, tiny_magnet_cfg
+from ..conftest import (REPO_ROOT, save_unconverted_official_checkpoint,
+                        tiny_magnet_cfg)
 from . import CPU_CONFIG, MODEL_SIZE, tiny_config
 
 
@@ -309,12 +310,7 @@ def test_checkpoints_that_are_not_this_projects(tiny_files, tmp_path):
     a file that is no checkpoint at all; and another model's weights."""
     cfg_file, ckpt = tiny_files
     official = str(tmp_path / 'magnet_refcoco.pth')
-    torch.save({'model': {'image_model.patch_embed.proj.weight':
-                          torch.zeros(1),
-                          'language_model.embeddings.word_embeddings.weight':
-                          torch.zeros(1),
-                          'classifier.predictor.query_feat.weight':
-                          torch.zeros(1)}}, official)
+    save_unconverted_official_checkpoint(official)
     with pytest.raises(ValueError, match=r'official MagNet checkpoint.*'
                        r'magnet2mmseg\.py'):
         init_model(cfg_file, official)

@@ -3,7 +3,6 @@ behaviour (an error naming the file / ids / field and what was expected, or
 a documented rule). Images are written in the real formats by PIL / OpenCV.
 """
 import io
-import logging
 import os.path as osp
 
 import cv2
@@ -58,19 +57,6 @@ def _configs_loader(**kwargs) -> LoadReferImageFromFile:
 
 def _load(path, **results):
     return _configs_loader()(dict(img_path=str(path), **results))
-
-
-@pytest.fixture
-def logged():
-    """Messages of the records logged (mmengine's current logger)."""
-    from mmengine.logging import MMLogger
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: records.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 # =================================================================== images

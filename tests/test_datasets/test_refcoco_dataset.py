@@ -458,19 +458,6 @@ def test_grouped_evaluation_end_to_end(refer_root):
 
 
 # ------------------------------------------ dataset-level bad inputs (files)
-@pytest.fixture
-def logged():
-    """Messages of the records logged (mmengine's current logger)."""
-    import logging
-
-    from mmengine.logging import MMLogger
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: records.append(record.getMessage())
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 _IMAGE = dict(id=1, file_name='a.jpg', height=20, width=30)

@@ -17,7 +17,7 @@ from mmseg.registry import MODELS
 from projects.magnet.utils import run_cli
 from refsynth import generate_refer_dataset
 
-from ..conftest import REPO_ROOT
+from ..conftest import REPO_ROOT, save_unconverted_official_checkpoint
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'magnet',
                   'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
@@ -134,12 +134,7 @@ def checkpoints(tmp_path_factory):
     with open(text, 'w') as f:
         f.write('<html><body>Not Found</body></html>\n')
     official = str(tmp / 'refcoco.pth')
-    torch.save({'model': {'image_model.patch_embed.proj.weight':
-                          torch.zeros(1),
-                          'language_model.embeddings.word_embeddings.weight':
-                          torch.zeros(1),
-                          'classifier.predictor.query_feat.weight':
-                          torch.zeros(1)}}, official)
+    save_unconverted_official_checkpoint(official)
     return dict(good=good, other=other, cut=cut, text=text,
                 official=official)
 
