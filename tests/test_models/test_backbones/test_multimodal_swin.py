@@ -238,3 +238,80 @@ def test_absolute_positions_at_another_input_size():
 def test_conv_stem_stride_must_match_patch_size():
     with pytest.raises(ValueError, match='patch_size'):
         MODELS.build(dict(TINY, stem_channels=(8, 16, 32)))
+
+
+def test_vision_path_alone_is_the_closed_gate_stream():
+    """``forward(img)`` (no words): the Swin blocks with the stream passed
+    on as through closed gates, ``norm{s}`` maps out; the PWAMs, gates and
+    alignment modules play no part."""
+    torch.manual_seed(2)
+    model = MODELS.build(TINY)
+    model.init_weights()
+    model.eval()
+    img = torch.randn(2, 3, 64, 64)
+    seen = {}
+
+    def grab(stage):
+        def hook(module, args, output):
+            seen[stage] = output
+        return hook
+
+    for s, stage in enumerate(model.stages):
+        stage.blocks[-1].register_forward_hook(grab(s))
+    with torch.no_grad():
+        words, mask = _words(2)
+        model(img, words, mask)  # gates closed: the same stream
+        fused_stream = dict(seen)
+        alone = model(img)
+        for s, out in enumerate(alone):
+            torch.testing.assert_close(seen[s], fused_stream[s])
+            norm = getattr(model, f'norm{s}')(seen[s])
+            expect = norm.transpose(1, 2).reshape(out.shape)
+            torch.testing.assert_close(out, expect)
+        for m in list(model.pwams.modules()) + list(
+                model.alignments.modules()) + list(model.gates.modules()):
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.init.normal_(m.weight, std=1.0)
+        again = model(img)
+    for a, b in zip(alone, again):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match='without word_mask'):
+        model(img, words)
+
+
+def test_vision_path_drives_an_mmseg_encoder_decoder():
+    """An mmseg EncoderDecoder + FPNHead trains on the vision path alone
+    (the pre-training config's model) and gradients reach the stem."""
+    from mmseg.structures import SegDataSample
+    from mmengine.registry import DefaultScope
+    from mmengine.structures import PixelData
+    torch.manual_seed(3)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = _pretraining_model()
+    model.init_weights()
+    samples = []
+    for _ in range(2):
+        s = SegDataSample()
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, 64, 64)))
+        s.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64),
+                            pad_shape=(64, 64)))
+        samples.append(s)
+    losses = model.loss(torch.randn(2, 3, 64, 64), samples)
+    losses['decode.loss_ce'].backward()
+    stem = model.backbone.patch_embed.projection[0].conv.weight
+    assert stem.grad is not None and stem.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.backbone.pwams.parameters())
+
+
+def _pretraining_model():
+    return MODELS.build(dict(
+        type='EncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor', size=(64, 64)),
+        backbone=dict(TINY, stem_channels=(8, 16)),
+        decode_head=dict(
+            type='FPNHead', in_channels=[16, 32, 64, 128],
+            in_index=[0, 1, 2, 3], feature_strides=[4, 8, 16, 32],
+            channels=16, num_classes=3, dropout_ratio=0.,
+            norm_cfg=dict(type='GN', num_groups=4),
+            loss_decode=dict(type='CrossEntropyLoss')),
+        train_cfg=dict(), test_cfg=dict(mode='whole')))

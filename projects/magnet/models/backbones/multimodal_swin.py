@@ -244,19 +244,50 @@ class MultimodalSwin(SwinTransformer):
                 self.gates[stage](x, residual), hw_shape)
         return feat, x_next, next_hw
 
-    def forward(self, img: Tensor,
-                words: Union[Tensor, List[Tensor]],
-                word_mask: Tensor) -> List[Tensor]:
+    def forward_vision(self, img: Tensor) -> List[Tensor]:
+        """The Swin alone, without the expression: (B, 3, H, W) -> one
+        ``norm{s}`` map (B, C_s, H_s, W_s) per stage.
+
+        The stream of each stage goes to the next unchanged, as through a
+        closed gate (how a freshly built MagNet starts). Used to pre-train
+        the vision side on dense labels with an mmseg decode head
+        (``configs/pretrain``); the PWAMs, gates and alignment modules are
+        not used.
+        """
+        x, hw_shape = self.embed(img)
+        outs = []
+        for s in range(len(self.stages)):
+            x = self.forward_blocks(s, x, hw_shape)
+            B, _, C = x.shape
+            feat = getattr(self, f'norm{s}')(x)
+            outs.append(feat.transpose(1, 2).reshape(B, C, *hw_shape))
+            downsample = self.stages[s].downsample
+            if downsample is not None:
+                x, hw_shape = downsample(x, hw_shape)
+        return outs
+
+    def forward(self,
+                img: Tensor,
+                words: Union[Tensor, List[Tensor], None] = None,
+                word_mask: Optional[Tensor] = None) -> List[Tensor]:
         """Run all stages with given words (no language-side update).
 
         Args:
             img (Tensor): (B, 3, H, W).
-            words (Tensor | list[Tensor]): (B, N, L), or one per stage.
-            word_mask (Tensor): 1 for real words, (B, N).
+            words (Tensor | list[Tensor], optional): (B, N, L), or one per
+                stage. None: the vision path alone (:meth:`forward_vision`),
+                so an mmseg ``EncoderDecoder`` can drive this backbone.
+            word_mask (Tensor, optional): 1 for real words, (B, N); needed
+                with ``words``.
 
         Returns:
             list[Tensor]: One (B, C_s, H_s, W_s) map per stage.
         """
+        if words is None:
+            return self.forward_vision(img)
+        if word_mask is None:
+            raise ValueError('MultimodalSwin.forward: words given without '
+                             'word_mask (B, N)')
         num_stages = len(self.stages)
         if isinstance(words, torch.Tensor):
             words = [words] * num_stages

@@ -139,6 +139,11 @@ class MaskedAttentionDecoder(BaseModule):
         dropout (float): Defaults to 0.0.
         pre_norm (bool): Defaults to False.
         enforce_input_proj (bool): Defaults to False.
+        masked_attention (bool): Restrict each layer's cross-attention to
+            the mask the previous layer predicted (Mask2Former, the paper).
+            False: every layer attends to the whole map (a project option,
+            for a single query trained from scratch, which otherwise can only
+            look inside its current, possibly wrong, mask). Defaults to True.
     """
 
     def __init__(self,
@@ -154,8 +159,10 @@ class MaskedAttentionDecoder(BaseModule):
                  dropout: float = 0.0,
                  pre_norm: bool = False,
                  enforce_input_proj: bool = False,
+                 masked_attention: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.masked_attention = masked_attention
         self.num_heads = num_heads
         self.num_layers = num_layers
         self.num_queries = num_queries
@@ -271,21 +278,23 @@ class MaskedAttentionDecoder(BaseModule):
         query = self.query_feat.weight.unsqueeze(0).repeat(bs, 1, 1)
 
         cls_preds, mask_preds = [], []
+        masked = self.masked_attention
         cls_pred, mask_pred, attn_mask = self.forward_head(
             query, mask_features,
-            sizes[0] if self.num_layers > 0 else None)
+            sizes[0] if self.num_layers > 0 and masked else None)
         cls_preds.append(cls_pred)
         mask_preds.append(mask_pred)
         for i, layer in enumerate(self.layers):
             level = i % self.num_feature_levels
-            # a query whose mask blocks every position attends everywhere
-            attn_mask[torch.where(
-                attn_mask.sum(-1) == attn_mask.shape[-1])] = False
+            if attn_mask is not None:
+                # a query whose mask blocks every position attends everywhere
+                attn_mask[torch.where(
+                    attn_mask.sum(-1) == attn_mask.shape[-1])] = False
             query = layer(query, query_pos, memories[level],
                           memory_pos[level], attn_mask)
             next_size = (
                 sizes[(i + 1) % self.num_feature_levels]
-                if i + 1 < self.num_layers else None)
+                if i + 1 < self.num_layers and masked else None)
             cls_pred, mask_pred, attn_mask = self.forward_head(
                 query, mask_features, next_size)
             cls_preds.append(cls_pred)
