@@ -39,7 +39,7 @@ COMMON_HELPERS = frozenset((
     'data_root', 'crop_size', 'img_scale', 'img_ratios', 'backend_args',
     'norm_cfg', 'checkpoint', 'pretrained', 'metainfo', 'meta_keys',
     'max_iters', 'max_epochs', 'max_time', 'warmup_iters', 'data_generator',
-    'tokenizer', 'max_tokens', 'train_ann', 'test_ann'))
+    'tokenizer', 'max_tokens', 'train_ann', 'test_ann', 'num_classes'))
 
 
 class MisspeltConfigKeyError(KeyError):

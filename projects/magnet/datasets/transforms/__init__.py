@@ -1,4 +1,5 @@
 """Transforms for referring image segmentation (registered in mmseg)."""
+from .category_map import LoadCategoryMap
 from .image_loading import (LoadImageFromArray, LoadInferenceImage,
                             LoadReferImageFromFile, decode_image_bytes,
                             to_three_channels)
@@ -7,7 +8,8 @@ from .text import (SampleSentence, TextTruncationWarning, TokenizeText,
                    get_tokenizer)
 
 __all__ = [
-    'LoadReferringMask', 'LoadImageFromArray', 'LoadReferImageFromFile',
+    'LoadCategoryMap', 'LoadReferringMask', 'LoadImageFromArray',
+    'LoadReferImageFromFile',
     'LoadInferenceImage', 'decode_image_bytes', 'decode_refer_mask',
     'to_three_channels', 'SampleSentence', 'TokenizeText',
     'TextTruncationWarning', 'get_tokenizer'
