@@ -6,7 +6,8 @@ import gc
 import logging
 import os
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import (Any, Dict, Iterator, List, Optional, Sequence, Set,
+                    Tuple, Union)
 
 from mmengine.dataset import BaseDataset
 from mmengine.fileio import join_path
@@ -467,17 +468,9 @@ class RefCOCODataset(BaseDataset):
                 f'"annotations"; {_folder_listing(osp.dirname(src) or ".")})')
         images: Dict[int, Tuple[str, int, int]] = {}
         anns: Dict[int, Tuple[int, Any]] = {}
-        counters = dict(images=0, annotations=0)
         keys: List[str] = []
-        for key, item in iter_json_object(src, _INSTANCE_KEYS,
-                                          on_key=keys.append):
-            if key not in counters:
-                continue
-            where = f'{src}: "{key}"[{counters[key]}]'
-            counters[key] += 1
-            if not isinstance(item, dict):
-                raise ReferFormatError(f'{where} is not an object')
-            item_id = self._field(item, 'id', int, where)
+        for key, item, item_id, where in self._instance_items(
+                _INSTANCE_KEYS, keys):
             if key == 'images':
                 if item_id in image_ids:
                     where = f'{where} (id={item_id})'
@@ -496,6 +489,25 @@ class RefCOCODataset(BaseDataset):
                                  seg)
         self._check_instance_keys(keys)
         return images, anns
+
+    def _instance_items(self, stream_keys: Sequence[str],
+                        found_keys: List[str]) -> Iterator[Tuple[str, dict,
+                                                                int, str]]:
+        """``(key, item, id, where)`` for every element of the arrays
+        ``stream_keys`` of ``instances.json`` (streamed); every top-level key
+        met is appended to ``found_keys``. Raises :class:`ReferFormatError`
+        for an element that is not an object or has no int ``"id"``."""
+        src = self.instances_file
+        counters = dict.fromkeys(stream_keys, 0)
+        for key, item in iter_json_object(src, stream_keys,
+                                          on_key=found_keys.append):
+            if key not in counters:
+                continue
+            where = f'{src}: "{key}"[{counters[key]}]'
+            counters[key] += 1
+            if not isinstance(item, dict):
+                raise ReferFormatError(f'{where} is not an object')
+            yield key, item, self._field(item, 'id', int, where), where
 
     @staticmethod
     def _check_unique(found: dict, item_id: int, where: str,

@@ -6,7 +6,6 @@ from typing import Any, Dict, List, Tuple
 
 from mmseg.registry import DATASETS
 
-from .json_stream import iter_json_object
 from .refcoco import RefCOCODataset, ReferFormatError, _gc_paused
 
 _KEYS = ('images', 'annotations', 'categories')
@@ -96,16 +95,8 @@ class ReferCategorySegDataset(RefCOCODataset):
         images: Dict[int, Tuple[str, int, int]] = {}
         raw_anns: List[Tuple[int, int, Any, str]] = []
         categories: List[Tuple[int, str]] = []
-        counters = dict.fromkeys(_KEYS, 0)
         keys: List[str] = []
-        for key, item in iter_json_object(src, _KEYS, on_key=keys.append):
-            if key not in counters:
-                continue
-            where = f'{src}: "{key}"[{counters[key]}]'
-            counters[key] += 1
-            if not isinstance(item, dict):
-                raise ReferFormatError(f'{where} is not an object')
-            item_id = self._field(item, 'id', int, where)
+        for key, item, item_id, where in self._instance_items(_KEYS, keys):
             where = f'{where} (id={item_id})'
             if key == 'categories':
                 categories.append(
