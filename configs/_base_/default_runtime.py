@@ -9,7 +9,10 @@ visualizer = dict(
     type='RefSegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    # mmengine's LoggerHook; the end-of-test metrics JSON is written by the
+    # main process only (every rank would write the same file at once)
+    logger=dict(type='MainProcessLoggerHook', interval=50,
+                log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1,
                     max_keep_ckpts=3, save_best='oIoU', rule='greater'),

@@ -1,9 +1,11 @@
 """Runner pieces: a loop sized by wall time, a learning-curve hook, the
 checkpoint trust hook, exact resume of the random state, optimizer wrappers
-that stop on NaN / Inf (fp32, CUDA AMP, CPU bf16)."""
+that stop on NaN / Inf (fp32, CUDA AMP, CPU bf16), a logger hook whose test
+metrics file one process writes."""
 from .batch_identity_hook import BatchIdentityHook, batch_identities
 from .checkpoint_trust_hook import CheckpointTrustHook
 from .learning_curve_hook import LearningCurveHook, plot_learning_curve
+from .logger_hook import MainProcessLoggerHook
 from .nonfinite_guard import (CPUAmpOptimWrapper, GuardedAmpOptimWrapper,
                               GuardedOptimWrapper, NonFiniteError)
 from .random_state_hook import RandomStateHook
@@ -12,6 +14,7 @@ from .time_budget_loop import TimeBudgetTrainLoop, rescale_schedulers
 __all__ = [
     'BatchIdentityHook', 'CheckpointTrustHook', 'CPUAmpOptimWrapper',
     'GuardedAmpOptimWrapper', 'GuardedOptimWrapper', 'LearningCurveHook',
+    'MainProcessLoggerHook',
     'NonFiniteError', 'RandomStateHook', 'TimeBudgetTrainLoop',
     'batch_identities', 'plot_learning_curve', 'rescale_schedulers'
 ]
