@@ -6,11 +6,16 @@
 3. evaluates the trained checkpoint on val / testA / testB with mmengine's
    Runner (the ``tools/test.py`` path) and prints the metric table;
 4. writes prediction panels (image | ground truth | prediction, expression
-   and IoU below) as PNG, and a 4x4 grid of them, ``predictions_grid.png``.
+   and IoU below) as PNG, and a 4x4 grid of them, ``predictions_grid.png``;
+5. scores the model on scenes it never saw, drawn by other code than the
+   generator's in the same visual vocabulary
+   (``tools/analysis_tools/eval_unseen_scenes.py``: oIoU per expression
+   kind, ``unseen_scenes/``).
 
 Usage:
     python tools/main_job.py [--config CFG] [--work-dir DIR]
         [--num-overlays N] [--max-iters N] [--data-root DIR]
+        [--unseen-scenes N]
         [--cfg-options KEY=VALUE ...]
 """
 import argparse
@@ -44,6 +49,10 @@ def parse_args():
         help='training time budget in seconds (TimeBudgetTrainLoop '
         'configs; default: the config\'s train_cfg.max_time)')
     parser.add_argument('--num-overlays', type=int, default=8)
+    parser.add_argument(
+        '--unseen-scenes', type=int, default=100,
+        help='also score the trained model on this many scenes drawn by '
+        'other code (tools/analysis_tools/eval_unseen_scenes.py); 0: skip')
     parser.add_argument(
         '--data-root',
         help='where the generated dataset lives / is written (default: the '
@@ -363,8 +372,22 @@ def main():
     curve = osp.join(args.work_dir, 'learning_curve.png')
     if osp.isfile(curve):
         print(f'learning curve: {curve} (numbers: learning_curve.json)')
+    if args.unseen_scenes:
+        # scenes drawn by other code than the generator's, same vocabulary
+        run([sys.executable,
+             osp.join('tools', 'analysis_tools', 'eval_unseen_scenes.py'),
+             args.config, checkpoint, '--num-scenes',
+             str(args.unseen_scenes), '--size', str(scene_size(args)),
+             '--out-dir', osp.join(args.work_dir, 'unseen_scenes')])
     print(f'wall time: total {time.time() - start:.0f} s, training '
           f'{trained - start:.0f} s')
+
+
+def scene_size(args) -> int:
+    """The generated images' size (the config's data_generator)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(args.config)
+    return int(cfg.get('data_generator', {}).get('img_size', 128))
 
 
 if __name__ == '__main__':

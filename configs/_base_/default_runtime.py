@@ -27,13 +27,21 @@ default_hooks = dict(
     random_state=dict(type='RandomStateHook'),
     # names the samples of a batch whose loss / gradient is NaN / Inf
     # (optim_wrapper type 'GuardedOptimWrapper', nonfinite='error'|'skip')
-    batch_identity=dict(type='BatchIdentityHook'))
+    batch_identity=dict(type='BatchIdentityHook'),
+    # trainable parameters without gradient in the first iterations (a
+    # warning; strict=True: an error), and every `interval` iterations the
+    # per-module gradient norms and the fusion gates' openness as
+    # visualizer scalars (TensorBoard-compatible)
+    gradient_health=dict(type='GradientHealthHook', check_iters=3,
+                         interval=50))
 log_processor = dict(by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False
 tta_model = None
-# DDP: some parameters get no gradient in a step (modules whose output does
-# not reach the losses, e.g. the last stage's gate, unused norms, and the
-# training objectives when switched off)
-find_unused_parameters = True
+# DDP: every trainable parameter gets a gradient in every step (MagNet
+# freezes the parameters no loss can move: model.frozen_inert), so DDP need
+# not search the graph for unused ones each iteration. A model with a branch
+# that reaches no loss fails here at the second iteration; the
+# gradient_health hook names such parameters in the first one.
+find_unused_parameters = False

@@ -21,9 +21,11 @@ model = dict(
     _delete_=True,
     type='EncoderDecoder',
     data_preprocessor={{_base_.data_preprocessor}},
-    # exactly the referring config's backbone, so the checkpoint loads into
-    # it key for key (PWAMs, gates and alignment modules stay unused here)
-    backbone={{_base_.model.backbone}},
+    # the referring config's backbone without its fusion modules (PWAMs,
+    # gates, alignment modules: nothing to fuse here), so that every
+    # parameter trains; its Swin keys load into the referring config's
+    # backbone one for one
+    backbone=dict(_base_.model.backbone, vision_only=True),
     decode_head=dict(
         type='FPNHead',
         in_channels=[32, 64, 128, 256],

@@ -1,5 +1,5 @@
 """The vision pre-training config: it trains through tools/train.py, and its
-checkpoint initialises the CPU MagNet's backbone key for key."""
+checkpoint initialises every Swin tensor of the CPU MagNet's backbone."""
 import glob
 import os
 import os.path as osp
@@ -27,7 +27,8 @@ def test_pretrain_configs_use_the_referring_backbone():
     assert pre.model.type == 'EncoderDecoder'
     backbone = dict(cpu.model.backbone)
     backbone.pop('init_cfg', None)
-    assert dict(pre.model.backbone) == backbone
+    # the referring backbone without its fusion modules
+    assert dict(pre.model.backbone) == dict(backbone, vision_only=True)
     classes = pre.model.decode_head.num_classes
     assert len(pre.model.decode_head.loss_decode.class_weight) == classes
     assert pre.train_dataloader.dataset.split == 'train'
@@ -80,6 +81,10 @@ def test_pretraining_trains_and_initialises_magnet(refer_root, tmp_path):
     model.backbone.init_weights()
     state = model.backbone.state_dict()
     keys = [k for k in saved if k.startswith('backbone.')]
-    assert len(keys) == len(state)
+    # every Swin tensor loads; only the fusion modules, absent from the
+    # vision-only backbone, keep their initialisation
+    left = set(state) - {k[len('backbone.'):] for k in keys}
+    assert left and all(k.split('.')[0] in ('pwams', 'gates', 'alignments')
+                        for k in left), sorted(left)[:5]
     for key in keys:
         torch.testing.assert_close(state[key[len('backbone.'):]], saved[key])

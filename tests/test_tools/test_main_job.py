@@ -23,7 +23,8 @@ def test_main_job_end_to_end(tmp_path):
     cmd = [sys.executable, osp.join('tools', 'main_job.py'), '--work-dir',
            work, '--data-root', data, '--num-train-images', '4',
            '--num-val-images', '2', '--num-test-images', '2',
-           '--max-iters', '2', '--num-overlays', '2', '--cfg-options'] + opts
+           '--max-iters', '2', '--num-overlays', '2', '--unseen-scenes', '4',
+           '--cfg-options'] + opts
     env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True)
@@ -68,6 +69,12 @@ def test_main_job_end_to_end(tmp_path):
     curve = json.load(open(osp.join(work, 'learning_curve.json')))
     assert curve['points'] and curve['points'][-1]['iter'] == 2
     assert osp.isfile(osp.join(work, 'learning_curve.png'))
+    # the scenes drawn by other code: scores per kind, and their grid
+    unseen = json.load(open(osp.join(work, 'unseen_scenes',
+                                     'unseen_scenes.json')))
+    assert unseen['scores']['overall']['count'] > 0
+    assert all(0 <= s['oIoU'] <= 100 for s in unseen['scores'].values())
+    assert 'colour+shape' in proc.stdout or 'colour ' in proc.stdout
 
 
 def test_dataset_is_regenerated_when_its_settings_differ(tmp_path):

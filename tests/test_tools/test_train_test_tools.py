@@ -110,7 +110,10 @@ def test_train_then_test_then_resume(tiny_data, tmp_path):
 def test_torchrun_trains_mask_grounding_on_the_lavt_style_model(
         tiny_data, tmp_path):
     """Two processes (gloo), and Mask Grounding attached by config alone
-    to the model without the alignment module."""
+    to the model without the alignment module. DDP runs with
+    find_unused_parameters=False (the default runtime): every trainable
+    parameter takes part in every step, which the gradient-health hook
+    confirms."""
     config = osp.join(REPO_ROOT, 'configs', 'magnet', 'ablations',
                       'lavt-style-mg_' + osp.basename(CONFIG).split('_', 1)[1])
     work = str(tmp_path / 'ddp')
@@ -118,7 +121,11 @@ def test_torchrun_trains_mask_grounding_on_the_lavt_style_model(
                 '--master_port=29531', osp.join('tools', 'train.py'), config,
                 '--launcher', 'pytorch', '--work-dir', work,
                 '--cfg-options'] + _data_options(tiny_data) + _schedule(2) +
-               ['env_cfg.dist_cfg.backend=gloo'])
+               ['env_cfg.dist_cfg.backend=gloo',
+                'default_hooks.gradient_health.check_iters=2'])
     assert 'Iter(train) [2/2]' in out
+    assert 'Expected to have finished reduction' not in out  # DDP is happy
+    assert 'trainable parameters received a gradient in the first 2 ' \
+        'iterations' in out
     assert 'loss_mg' in out and 'loss_cal' not in out
     assert osp.isfile(osp.join(work, 'iter_2.pth'))

@@ -38,7 +38,7 @@ def test_shapes_non_square_and_padded_windows(hw):
 
 def test_words_reach_every_stage_and_gate_feeds_next_stage():
     torch.manual_seed(1)
-    model = MODELS.build(TINY)
+    model = MODELS.build(dict(TINY, gate_init='zeros'))
     model.init_weights()
     model.eval()
     for m in model.pwams.modules():  # strong fusion, so effects are visible
@@ -51,7 +51,7 @@ def test_words_reach_every_stage_and_gate_feeds_next_stage():
     words2[0, 0] += 1
     moved = model(img, words2, mask)
     assert all(not torch.allclose(a, b) for a, b in zip(base, moved))
-    # gates start closed: stage 2 input does not depend on stage-1 words
+    # closed (zero) gates: stage 2 input does not depend on stage-1 words
     per_stage = [words, words2, words2, words2]
     with torch.no_grad():
         mixed = model(img, per_stage, mask)
@@ -245,7 +245,7 @@ def test_vision_path_alone_is_the_closed_gate_stream():
     on as through closed gates, ``norm{s}`` maps out; the PWAMs, gates and
     alignment modules play no part."""
     torch.manual_seed(2)
-    model = MODELS.build(TINY)
+    model = MODELS.build(dict(TINY, gate_init='zeros'))
     model.init_weights()
     model.eval()
     img = torch.randn(2, 3, 64, 64)

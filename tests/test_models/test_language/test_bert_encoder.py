@@ -73,11 +73,20 @@ def test_pretrained_from_installed_package(minilm_dir):
     key = 'encoder.layer.5.output.dense.weight'
     ref_key = key if key in ref else 'bert.' + key
     torch.testing.assert_close(enc.bert.state_dict()[key], ref[ref_key])
-    # gates stay closed: the fused words equal BERT's own output
+    # the default gates are slightly open: vision updates the words from
+    # the start, by a small amount
     ids, mask = _tokens()
     words, add = enc.embed(ids, mask)
-    torch.testing.assert_close(
-        enc.fuse(1, torch.randn(2, 7, 16), words, add), words)
+    pixels = torch.randn(2, 7, 16)
+    fused = enc.fuse(1, pixels, words, add)
+    change = (fused - words).abs().max()
+    assert 0 < change < 0.05 * words.abs().max()
+    # gate_init='zeros' (the official constructor): the words are unchanged
+    closed = _encoder(bert_cfg=MINILM, stage_ends=(2, 3, 5, 6),
+                      gate_init='zeros')
+    closed.init_weights()
+    words, add = closed.embed(ids, mask)
+    torch.testing.assert_close(closed.fuse(1, pixels, words, add), words)
 
 
 def test_pretrained_with_wrong_architecture_fails(minilm_dir):

@@ -53,18 +53,28 @@ def test_language_fusion_fixed_mode_differs_and_uses_vision():
         WordPixelAttention(16, 8, mask_mode='bad')
 
 
-def test_language_fusion_gate_identity_at_init_and_grads():
-    fusion = LanguageFusion(16, 8)
+def test_language_fusion_updates_words_from_the_start_and_grads():
+    """The default gate init is small and trainable: vision changes the
+    words a little, and gradients reach the pixels and the gate from the
+    first step, without opening anything by hand."""
+    torch.manual_seed(0)
+    fusion = LanguageFusion(16, 8, mask_mode='fixed')
     fusion.init_weights()
     pixels = torch.randn(2, 20, 8, requires_grad=True)
     words, mask = random_words()
     add = additive_attention_mask(mask, torch.float32)
-    torch.testing.assert_close(fusion(pixels, words, add), words)
-    torch.nn.init.normal_(fusion.gate.fc1.weight, std=0.1)
-    torch.nn.init.normal_(fusion.gate.fc2.weight, std=0.1)
-    fusion(pixels, words, add).sum().backward()
+    out = fusion(pixels, words, add)
+    change = (out - words).abs().max()
+    assert 0 < change < 0.05 * words.abs().max()
+    out.sum().backward()
     assert pixels.grad is not None and pixels.grad.abs().sum() > 0
+    assert fusion.gate.fc1.weight.grad.abs().sum() > 0
+    assert fusion.gate.fc2.weight.grad.abs().sum() > 0
     assert fusion.norm.weight.grad is None  # unused by the forward
+    # the official constructor's zeros: the identity, for ever
+    closed = LanguageFusion(16, 8, gate_init='zeros')
+    closed.init_weights()
+    torch.testing.assert_close(closed(pixels, words, add), words)
 
 
 @pytest.mark.parametrize('mask_mode,heads', [('official', 1),

@@ -25,12 +25,7 @@ def _batch(model, samples, hw=(64, 64)):
 
 def test_loss_backward_reaches_all_paths(model):
     model.train()
-    # gates are zero-initialised (closed); open them so every path is live
-    gates = list(model.backbone.gates) + [
-        f.gate for f in model.text_encoder.fusions]
-    for gate in gates:
-        torch.nn.init.normal_(gate.fc1.weight, std=0.1)
-        torch.nn.init.normal_(gate.fc2.weight, std=0.1)
+    # the real initial state: every trainable parameter gets a gradient
     data = _batch(model, make_data_samples(2, lengths=[4, 8]))
     losses = model.loss(data['inputs'], data['data_samples'])
     assert losses and all(torch.isfinite(v).all() for k, v in losses.items()
@@ -45,8 +40,19 @@ def test_loss_backward_reaches_all_paths(model):
                  'text_encoder.fusions.0.attn.value_proj.weight',
                  'decode_head.pixel_decoder.mask_feature.weight']:
         assert grads[name] is not None and grads[name].abs().sum() > 0, name
-    # the last language fusion does not reach the segmentation
-    assert grads['text_encoder.fusions.3.word_proj.weight'] is None
+    # the real initial state: every trainable parameter gets a gradient,
+    # except the deformable attention's level embedding, which is reached
+    # through the zero-initialised sampling-offset weights (from step 2)
+    dead = [n for n, p in model.named_parameters()
+            if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert dead == ['decode_head.pixel_decoder.level_embed.weight'], dead
+    # the last language fusion reaches no loss without Mask Grounding and
+    # the alignment loss: it is frozen, with the other inert parameters
+    assert not model.text_encoder.fusions[3].word_proj.weight.requires_grad
+    assert 'text_encoder.fusions.3.word_proj.weight' in model.frozen_inert
+    assert 'backbone.gates.3.fc1.weight' in model.frozen_inert
+    assert 'backbone.norm0.weight' in model.frozen_inert
+    assert model.backbone.gates[2].fc1.weight.requires_grad
 
 
 def test_predict_outputs_probabilities_and_masks(model):

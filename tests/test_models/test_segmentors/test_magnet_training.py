@@ -25,14 +25,7 @@ def _model(seed=0, **overrides):
                           lang_proj_dim=32)
     cfg.update(overrides)
     model = MODELS.build(cfg)
-    model.init_weights()
-    # open the zero-initialised fusion gates, as after some training, so
-    # that every path carries gradient
-    from projects.magnet.models.layers.gate import ResidualGate
-    for module in model.modules():
-        if isinstance(module, ResidualGate):
-            for p in module.parameters():
-                torch.nn.init.normal_(p, std=0.2)
+    model.init_weights()  # the real initial state: nothing opened by hand
     return model
 
 

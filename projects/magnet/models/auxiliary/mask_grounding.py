@@ -36,6 +36,7 @@ from mmseg.registry import MODELS
 from ..layers.mask_encoder import MaskEncoder
 from ..layers.positional_encoding import SinePositionalEncoding
 from ..language.bert_encoder import additive_attention_mask
+from ..utils.inert import attention_key_biases
 
 Tensor = torch.Tensor
 
@@ -178,6 +179,10 @@ class MaskGroundingHead(BaseModule):
             hidden, vocab_size, bias=False))
         self.decoder_bias = nn.Parameter(torch.zeros(vocab_size))
         self.loss_decode = MODELS.build(loss)
+
+    def inert_parameters(self) -> dict:
+        """The predictor layers' key biases (a softmax follows)."""
+        return attention_key_biases(self.layers, 'layers')
 
     def init_weights(self) -> None:
         """BERT-style init: trunc-normal(0.02) linears/embeddings, zero

@@ -9,13 +9,14 @@ from mmengine.logging import print_log
 from mmcv.cnn import ConvModule
 from mmengine.model.weight_init import (constant_init, trunc_normal_,
                                         trunc_normal_init)
-from mmseg.models.backbones.swin import SwinTransformer
+from mmseg.models.backbones.swin import SwinTransformer, WindowMSA
 from mmseg.registry import MODELS
 
-from ..layers.alignment_module import CrossModalAlignment
+from ..layers.alignment_module import CrossModalAlignment, PyramidContext
 from ..layers.gate import ResidualGate
 from ..layers.pwam import PWAM
 from ..utils.fast_window_attention import use_fast_window_attention
+from ..utils.inert import UNUSED, param_names
 from ..utils.init_cfg import pretrained_checkpoint
 from ..utils.swin_checkpoint import load_swin_pretrained
 
@@ -90,6 +91,15 @@ class MultimodalSwin(SwinTransformer):
             Defaults to None.
         stem_norm_cfg (dict): Norm of the stem's convolutions. Defaults to
             GN with 8 groups (batch-size independent).
+        vision_only (bool): Build the Swin part only (no PWAMs, gates,
+            alignment modules): the backbone of a vision pre-training with
+            an mmseg decode head (``configs/pretrain``), whose checkpoint
+            then initialises the Swin of a multimodal one. :meth:`forward`
+            takes no words. Defaults to False.
+        gate_init (str): Initialisation of the gates: ``'trunc_normal'``
+            (default, std 0.02: the official effective init, small and
+            trainable) or ``'zeros'`` (closed for ever in training, see
+            :class:`~..layers.gate.ResidualGate`).
         **kwargs: mmseg ``SwinTransformer`` arguments (``embed_dims``,
             ``depths``, ``num_heads``, ``window_size``, ``drop_path_rate``,
             ``init_cfg`` ...). ``init_cfg=dict(type='Pretrained',
@@ -108,6 +118,8 @@ class MultimodalSwin(SwinTransformer):
                  fast_window_attention: bool = True,
                  stem_channels: Optional[Sequence[int]] = None,
                  stem_norm_cfg: dict = dict(type='GN', num_groups=8),
+                 gate_init: str = 'trunc_normal',
+                 vision_only: bool = False,
                  **kwargs) -> None:
         super().__init__(out_indices=out_indices, **kwargs)
         if self.use_abs_pos_embed:
@@ -128,20 +140,39 @@ class MultimodalSwin(SwinTransformer):
             raise ValueError('MultimodalSwin fuses and outputs every stage: '
                              f'out_indices must be {tuple(range(num_stages))}')
         self.text_channels = text_channels
-        self.use_alignment = use_alignment
+        self.vision_only = vision_only
+        self.use_alignment = use_alignment and not vision_only
+        self.pwams = self.gates = self.alignments = None
+        if vision_only:
+            return
         widths = self.num_features
         self.pwams = nn.ModuleList(
             PWAM(c, text_channels, h, fusion_dropout)
             for c, h in zip(widths, pwam_heads))
         self.gates = nn.ModuleList(
-            ResidualGate(c, act_cfg=dict(type='GELU')) for c in widths)
+            ResidualGate(c, act_cfg=dict(type='GELU'), init=gate_init)
+            for c in widths)
         if use_alignment:
             self.alignments = nn.ModuleList(
                 CrossModalAlignment(c, text_channels, pool_sizes,
                                     pool_reduction, h, fusion_dropout)
                 for c, h in zip(widths, pwam_heads))
-        else:
-            self.alignments = None
+
+    def inert_parameters(self) -> dict:
+        """In the multimodal forward: the last stage's gate (it feeds no
+        next stage) and, with the alignment module, the per-stage output
+        norms (the head receives the alignment output). Both exist in the
+        released weights. Nothing is inert in a ``vision_only`` backbone."""
+        if self.vision_only:
+            return {}
+        last = len(self.gates) - 1
+        out = {n: UNUSED + '; the last stage feeds no next stage'
+               for n in param_names(self.gates[last], f'gates.{last}')}
+        if self.use_alignment:
+            for s in range(len(self.stages)):
+                out.update({n: UNUSED for n in param_names(
+                    getattr(self, f'norm{s}'), f'norm{s}')})
+        return out
 
     # ------------------------------------------------------------------
     # weights
@@ -149,9 +180,14 @@ class MultimodalSwin(SwinTransformer):
     def init_weights(self) -> None:
         """Random init of every module, then the pretrained Swin if given.
 
-        New (MagNet) modules: truncated-normal Linear (std 0.02), LayerNorm
-        (1, 0), closed gates. The Swin part is loaded from
-        ``init_cfg.checkpoint`` in any format supported by
+        The official effective initialisation (docs/initialisation.md):
+        truncated-normal Linear (std 0.02, bias 0) and relative position
+        tables, LayerNorm (1, 0); PyTorch's default for the fusion layers
+        that are 1x1 convolutions in the official code (PWAM
+        :meth:`~PWAM.init_weights`, pyramid MLPs); the gates by
+        ``gate_init`` (default: the same truncated normal, almost closed
+        and trainable). The Swin part is
+        loaded from ``init_cfg.checkpoint`` in any format supported by
         :func:`load_swin_pretrained`.
         """
         for m in self.modules():
@@ -159,9 +195,19 @@ class MultimodalSwin(SwinTransformer):
                 trunc_normal_init(m, std=.02, bias=0.)
             elif isinstance(m, nn.LayerNorm):
                 constant_init(m, val=1.0, bias=0.)
+            elif isinstance(m, WindowMSA):
+                # mmseg's WindowMSA.init_weights, which mmengine does not
+                # reach below this override (the official Swin does the
+                # same in its attention constructor)
+                trunc_normal_(m.relative_position_bias_table, std=.02)
         if self.use_abs_pos_embed:
             trunc_normal_(self.absolute_pos_embed, std=.02)
-        for gate in self.gates:
+        # the fusion layers that are 1x1 convolutions in the official code
+        # keep PyTorch's default init there (docs/initialisation.md)
+        for m in self.modules():
+            if isinstance(m, (PWAM, PyramidContext)):
+                m.init_weights()
+        for gate in self.gates or ():
             gate.init_weights()
         self._is_init = True
         checkpoint = pretrained_checkpoint(self)
@@ -249,10 +295,9 @@ class MultimodalSwin(SwinTransformer):
         ``norm{s}`` map (B, C_s, H_s, W_s) per stage.
 
         The stream of each stage goes to the next unchanged, as through a
-        closed gate (how a freshly built MagNet starts). Used to pre-train
-        the vision side on dense labels with an mmseg decode head
-        (``configs/pretrain``); the PWAMs, gates and alignment modules are
-        not used.
+        closed gate. Used to pre-train the vision side on dense labels with
+        an mmseg decode head (``configs/pretrain``, ``vision_only=True``);
+        the PWAMs, gates and alignment modules are not used.
         """
         x, hw_shape = self.embed(img)
         outs = []
@@ -285,6 +330,9 @@ class MultimodalSwin(SwinTransformer):
         """
         if words is None:
             return self.forward_vision(img)
+        if self.vision_only:
+            raise ValueError('MultimodalSwin(vision_only=True) has no fusion '
+                             'modules: call it without words')
         if word_mask is None:
             raise ValueError('MultimodalSwin.forward: words given without '
                              'word_mask (B, N)')

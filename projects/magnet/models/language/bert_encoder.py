@@ -12,6 +12,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ...utils.pretrained import resolve_pretrained
 from ..layers.language_fusion import LanguageFusion
+from ..utils.inert import attention_key_biases
 from ..utils.init_cfg import pretrained_checkpoint
 
 Tensor = torch.Tensor
@@ -67,6 +68,12 @@ class BertLanguageEncoder(BaseModule):
         freeze_embeddings (bool): Do not train the embeddings (the LAVT
             recipe). With Mask Grounding's tied classifier this also fixes
             its vocabulary matrix. Defaults to False.
+        gate_init (str): Initialisation of the fusion gates:
+            ``'trunc_normal'`` (default; std 0.02, small and trainable, so
+            that vision updates the words from the first step) or
+            ``'zeros'`` (the official constructor's zeros; such a gate gets
+            no gradient and stays closed for ever, see
+            :class:`~..layers.gate.ResidualGate`). docs/initialisation.md.
         with_cp (bool): Gradient checkpointing of the BERT layers in
             training: each layer's activations are recomputed in the
             backward pass instead of kept (less memory, ~1/3 more compute;
@@ -84,6 +91,7 @@ class BertLanguageEncoder(BaseModule):
                  attn_implementation: str = 'sdpa',
                  frozen_layers: Sequence[int] = (),
                  freeze_embeddings: bool = False,
+                 gate_init: str = 'trunc_normal',
                  with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -105,7 +113,8 @@ class BertLanguageEncoder(BaseModule):
         self.with_cp = with_cp
         self.channels = config.hidden_size
         self.fusions = nn.ModuleList(
-            LanguageFusion(self.channels, c, h, fusion_dropout, mask_mode)
+            LanguageFusion(self.channels, c, h, fusion_dropout, mask_mode,
+                           gate_init)
             for c, h in zip(vision_channels, fusion_heads))
         bad = [i for i in frozen_layers if not 0 <= i < num_layers]
         if bad:
@@ -120,12 +129,18 @@ class BertLanguageEncoder(BaseModule):
             for param in module.parameters():
                 param.requires_grad_(False)
 
+    def inert_parameters(self) -> dict:
+        """The BERT layers' key biases (a softmax over the keys follows)."""
+        return attention_key_biases(self.bert.encoder.layer,
+                                    'bert.encoder.layer')
+
     @property
     def num_stages(self) -> int:
         return len(self.stage_ends)
 
     def init_weights(self) -> None:
-        """Closed gates; BERT weights from ``init_cfg.checkpoint``."""
+        """Fusion gates (``gate_init``); BERT weights from
+        ``init_cfg.checkpoint``."""
         for fusion in self.fusions:
             fusion.gate.init_weights()
         self._is_init = True

@@ -37,6 +37,15 @@ class PyramidContext(BaseModule):
         self.squeeze = nn.Linear(hidden, channels, bias=False)
         self.reduce = nn.Linear(channels, out_channels, bias=False)
 
+    def init_weights(self) -> None:
+        """The official effective initialisation: the three 1x1 convolutions
+        of the official code keep PyTorch's default (kaiming-uniform, the
+        same law for this Linear form); the LayerNorm (1, 0)."""
+        for m in (self.expand, self.squeeze, self.reduce):
+            m.reset_parameters()
+        nn.init.ones_(self.norm.weight)
+        nn.init.zeros_(self.norm.bias)
+
     def forward(self, x_map: torch.Tensor) -> torch.Tensor:
         """Args: x_map (B, C, H, W). Returns pooled tokens (B, p*p, C_out)."""
         pooled = F.adaptive_avg_pool2d(x_map, self.pool_size)

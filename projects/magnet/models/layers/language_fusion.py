@@ -23,6 +23,7 @@ from mmengine.model import BaseModule
 
 from .gate import ResidualGate
 from .pwam import WORD_MASK_VALUE
+from ..utils.inert import UNUSED
 from ..utils.precision import float32_region
 
 MASK_MODES = ('official', 'fixed')
@@ -55,6 +56,27 @@ class WordPixelAttention(BaseModule):
         self.key_proj = nn.Linear(vision_channels, text_channels)
         self.value_proj = nn.Linear(vision_channels, text_channels)
         self.out_proj = nn.Linear(text_channels, text_channels)
+
+    def inert_parameters(self) -> dict:
+        """Biases that an InstanceNorm subtracts again: the key and value
+        biases (InstanceNorm over the pixels; :meth:`forward` never reads
+        them) and the output bias (InstanceNorm over the tokens)."""
+        over_pixels = 'bias removed by the InstanceNorm over the pixels'
+        out = {'key_proj.bias': over_pixels,
+               'value_proj.bias': over_pixels,
+               'out_proj.bias': 'bias removed by the InstanceNorm over the '
+               'tokens'}
+        if self.mask_mode == 'official':
+            # real words' queries are multiplied by 0 (uniform attention),
+            # padded words' by -10000 (a saturated softmax): no gradient
+            # reaches the query and key projections
+            reason = ("mask_mode='official': queries scaled by the additive "
+                      "mask (0 / -10000), the attention logits carry no "
+                      "gradient ('fixed' trains them)")
+            out.update({'query_proj.weight': reason,
+                        'query_proj.bias': reason,
+                        'key_proj.weight': reason})
+        return out
 
     @staticmethod
     def _instance_norm(x: torch.Tensor) -> torch.Tensor:
@@ -170,19 +192,28 @@ class LanguageFusion(BaseModule):
         num_heads (int): Attention heads.
         dropout (float): Dropout after both projections.
         mask_mode (str): ``'official'`` or ``'fixed'``.
+        gate_init (str): Initialisation of the gate, ``'trunc_normal'``
+            (small, trainable) or ``'zeros'`` (closed for ever in training),
+            see :class:`ResidualGate`.
     """
 
     def __init__(self, text_channels: int, vision_channels: int,
                  num_heads: int = 1, dropout: float = 0.0,
-                 mask_mode: str = 'official', init_cfg=None) -> None:
+                 mask_mode: str = 'official',
+                 gate_init: str = 'trunc_normal', init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.word_proj = nn.Linear(text_channels, text_channels)
         self.attn = WordPixelAttention(text_channels, vision_channels,
                                        num_heads, mask_mode)
         self.mm_proj = nn.Linear(text_channels, text_channels)
         self.dropout = nn.Dropout(dropout)
-        self.gate = ResidualGate(text_channels, act_cfg=dict(type='ReLU'))
+        self.gate = ResidualGate(text_channels, act_cfg=dict(type='ReLU'),
+                                 init=gate_init)
         self.norm = nn.LayerNorm(text_channels)
+
+    def inert_parameters(self) -> dict:
+        """``norm``: in the released weights, not in the forward pass."""
+        return {f'norm.{n}': UNUSED for n, _ in self.norm.named_parameters()}
 
     def residual(self, pixels: torch.Tensor, words: torch.Tensor,
                  additive_mask: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from mmengine.model.weight_init import constant_init, trunc_normal_init
 
+from ..utils.inert import KEY_BIAS
 from ..utils.precision import float32_region
 
 # Additive constant that removes padded words from the softmax. The released
@@ -44,6 +46,10 @@ class PixelWordAttention(BaseModule):
         self.value_proj = nn.Linear(text_channels, channels)
         self.out_proj = nn.Linear(channels, channels)
         self.out_norm = nn.LayerNorm(channels)
+
+    def inert_parameters(self) -> dict:
+        """The key bias: the softmax runs over the words."""
+        return {'key_proj.bias': KEY_BIAS}
 
     @float32_region  # the +-1e4 mask arithmetic stays fp32 under AMP
     def forward(self, x: torch.Tensor, words: torch.Tensor,
@@ -96,6 +102,22 @@ class PWAM(BaseModule):
         self.attn = PixelWordAttention(channels, text_channels, num_heads)
         self.mm_proj = nn.Linear(channels, channels)
         self.dropout = nn.Dropout(dropout)
+
+    def init_weights(self) -> None:
+        """The official effective initialisation: the layers that are 1x1
+        convolutions in the official code (``vis_proj``, ``mm_proj``, the
+        key and value projections) keep PyTorch's default (kaiming-uniform
+        weight and uniform bias, the same law for a Linear and a 1x1 conv);
+        the Linear query / output projections are truncated normal (std
+        0.02, bias 0); the LayerNorms (1, 0). docs/initialisation.md."""
+        attn = self.attn
+        for m in (self.vis_proj, self.mm_proj, attn.key_proj,
+                  attn.value_proj):
+            m.reset_parameters()
+        for m in (attn.query_proj, attn.out_proj):
+            trunc_normal_init(m, std=.02, bias=0.)
+        for m in (attn.query_norm, attn.out_norm):
+            constant_init(m, val=1.0, bias=0.)
 
     def forward(self, x: torch.Tensor, words: torch.Tensor,
                 word_mask: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList, add_prefix)
 
+from ..utils.inert import collect_inert_parameters, param_names
 from .training_modules import tolerate_training_modules
 
 Tensor = torch.Tensor
@@ -68,6 +69,16 @@ class MagNet(EncoderDecoder):
             head's ``mask_channels``).
         sentence_pooling (str): Sentence embedding for the alignment loss:
             ``'mean'`` of the real tokens or the ``'cls'`` token.
+        freeze_inert (bool): Freeze (``requires_grad=False``) the parameters
+            that no loss of this configuration can move: those kept only so
+            that official checkpoints load strictly, those inert by design
+            (a key bias before a softmax, a bias an InstanceNorm removes),
+            the last language fusion without Mask Grounding and alignment
+            loss, ``lang_proj`` without the alignment loss. Each module
+            declares its own (``inert_parameters()``); the frozen names and
+            reasons are in :attr:`frozen_inert`. Every parameter left
+            trainable then receives a gradient in every step, so DDP needs
+            no ``find_unused_parameters``. Defaults to True.
         test_cfg (dict): ``mode='whole'``; ``output_size``: ``'input'``
             (masks at the network input size — the official protocol, which
             scores against the resized ground truth) or ``'original'``
@@ -85,6 +96,7 @@ class MagNet(EncoderDecoder):
                  mask_grounding: OptConfigType = None,
                  alignment_loss: OptConfigType = None,
                  sentence_pooling: str = 'mean',
+                 freeze_inert: bool = True,
                  auxiliary_head: OptConfigType = None,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
@@ -135,6 +147,31 @@ class MagNet(EncoderDecoder):
             self._check_alignment_loss(lang_proj_dim)
         self.register_load_state_dict_post_hook(
             tolerate_training_modules)
+        #: full parameter name -> why no loss can move it (frozen)
+        self.frozen_inert: Dict[str, str] = {}
+        if freeze_inert:
+            self.frozen_inert = dict(collect_inert_parameters(self))
+            params = dict(self.named_parameters())
+            for name in self.frozen_inert:
+                params[name].requires_grad_(False)
+
+    def inert_parameters(self) -> Dict[str, str]:
+        """Modules whose output reaches no loss of this configuration (the
+        sub-modules declare their own inert parameters)."""
+        out = {}
+        fusions = getattr(self.text_encoder, 'fusions', None)
+        if fusions is not None and not (self.with_mask_grounding
+                                        or self.with_alignment_loss):
+            last = len(fusions) - 1
+            out.update({
+                n: 'the last language fusion reaches no loss (its words are '
+                'used by Mask Grounding and the alignment loss only)'
+                for n in param_names(fusions[last],
+                                     f'text_encoder.fusions.{last}')})
+        if self.lang_proj is not None and not self.with_alignment_loss:
+            out.update({n: 'sentence projection of the alignment loss only'
+                        for n in param_names(self.lang_proj, 'lang_proj')})
+        return out
 
     def _check_fusion_widths(self) -> None:
         """The backbone's fusions read the words at the text encoder's
