@@ -186,6 +186,23 @@ def test_command_line_check(tmp_path, capsys):
     assert 'text_encoder.fusions.1.gate.fc2.weight' in text
 
 
+def test_a_stock_head_on_every_level_trains_every_parameter():
+    """The stock-head family: mmseg's UPerHead reading all four stages in
+    place of MagNetHead (no alignment loss: no pixel embeddings)."""
+    path = [c for c in CONFIGS if osp.basename(c).startswith('magnet_')][0]
+    head = dict(_delete_=True, type='UPerHead', in_channels=[32, 64, 128, 256],
+                in_index=(0, 1, 2, 3), pool_scales=(1, 2), channels=16,
+                num_classes=2, out_channels=1,
+                norm_cfg=dict(type='GN', num_groups=4), align_corners=False,
+                loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True))
+    model, before, report = _train(path, steps=3, options={
+        'model.decode_head': head, 'model.alignment_loss': None})
+    assert report['without_gradient'] == [], report['without_gradient']
+    assert 'lang_proj.weight' in model.frozen_inert  # no alignment loss
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable <= _changed(model, before)
+
+
 def test_a_stock_head_on_one_level_leaves_the_other_stages_dead():
     """A user's mix: an FCN head reading stage 0 only. The check names the
     stages whose output reaches no loss (they need freezing, or DDP's
