@@ -177,8 +177,6 @@ def show(report: dict) -> None:
         print(f'\nWITHOUT GRADIENT in every step: {len(dead)}')
         for name in dead:
             print(f'  {name}')
-    else:
-        print('every trainable parameter received a non-zero gradient')
     if report['nonfinite']:
         print(f'\nNON-FINITE gradients: {", ".join(report["nonfinite"])}')
     print('\ngradient norm per module (last step):')
@@ -196,6 +194,15 @@ def show(report: dict) -> None:
         print('\nfrozen as inert (parameters per reason):')
         for reason, n in Counter(report['frozen_inert'].values()).items():
             print(f'  {n:4d}  {reason}')
+    # the verdict last, where a reader of the output's tail finds it
+    if dead or report['nonfinite']:
+        print(f'\nRESULT: {len(dead)} of {report["trainable"]} trainable '
+              'parameters got no gradient in any step, '
+              f'{len(report["nonfinite"])} a non-finite one (listed above)')
+    else:
+        print(f'\nRESULT: every trainable parameter received a non-zero '
+              f'gradient ({report["trainable"]} in {steps} '
+              f'step{"s" if steps != 1 else ""})')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
