@@ -29,16 +29,33 @@ BENCHMARK_KEYS = ('config', 'device', 'threads', 'torch', 'batch', 'shape',
                   'num_parameters')
 
 
+def drop_pretrained(model_cfg: dict) -> List[str]:
+    """Set every ``init_cfg`` of type Pretrained in ``model_cfg`` (nested
+    at any depth) to None, in place; return the checkpoints dropped."""
+    dropped = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            init = node.get('init_cfg')
+            if isinstance(init, dict) and init.get('type') == 'Pretrained':
+                dropped.append(str(init.get('checkpoint')))
+                node['init_cfg'] = None
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+
+    walk(model_cfg)
+    return dropped
+
+
 def strip_pretrained(model_cfg: dict) -> dict:
-    """Copy of a model config whose sub-modules load no pretrained weights
+    """Copy of a model config whose modules load no pretrained weights
     (random initialisation, so building never reads files or the network).
     """
     cfg = copy.deepcopy(model_cfg)
-    for key in ('backbone', 'text_encoder', 'decode_head'):
-        sub = cfg.get(key)
-        if sub is not None and isinstance(sub.get('init_cfg'), dict) and \
-                sub['init_cfg'].get('type') == 'Pretrained':
-            sub['init_cfg'] = None
+    drop_pretrained(cfg)
     cfg.pop('pretrained', None)
     return cfg
 

@@ -42,6 +42,9 @@ if ROOT not in sys.path:
 from projects.magnet.utils import (  # noqa: E402
     CfgOptionsAction, check_config_keys, load_config, run_cli)
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from benchmark_utils import drop_pretrained  # noqa: E402  (this folder)
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -79,27 +82,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def strip_pretrained(model_cfg: dict) -> List[str]:
-    """Drop every ``init_cfg`` of type Pretrained (in place); return the
-    checkpoints dropped."""
-    dropped = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            init = node.get('init_cfg')
-            if isinstance(init, dict) and init.get('type') == 'Pretrained':
-                dropped.append(str(init.get('checkpoint')))
-                node['init_cfg'] = None
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                walk(value)
-
-    walk(model_cfg)
-    return dropped
-
-
 def build_model(cfg, pretrained: str, seed: int) -> Tuple[object, str]:
     """The config's model with ``init_weights()`` run; the pretrained
     weights as ``pretrained`` says. Returns (model, note)."""
@@ -107,7 +89,7 @@ def build_model(cfg, pretrained: str, seed: int) -> Tuple[object, str]:
     from mmseg.registry import MODELS
     model_cfg = cfg.model.to_dict()
     if pretrained == 'skip':
-        dropped = strip_pretrained(model_cfg)
+        dropped = drop_pretrained(model_cfg)
         note = f'skipped ({", ".join(dropped)})' if dropped else 'none named'
     else:
         torch.manual_seed(seed)
@@ -116,7 +98,7 @@ def build_model(cfg, pretrained: str, seed: int) -> Tuple[object, str]:
             model.init_weights()
             return model, 'loaded where init_cfg names them'
         except OSError as err:  # not on this machine (no network)
-            dropped = strip_pretrained(model_cfg)
+            dropped = drop_pretrained(model_cfg)
             note = (f'not available ({type(err).__name__}: '
                     f'{str(err).splitlines()[0][:160]}); random '
                     f'initialisation instead of {", ".join(dropped)}')
