@@ -11,14 +11,6 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 #: developer tools (benchmark and parity helpers) live with the analysis
-#: tools, outside the runtime package; tests import them from there
-ANALYSIS_TOOLS = osp.join(REPO_ROOT, 'tools', 'analysis_tools')
-if ANALYSIS_TOOLS not in sys.path:
-    sys.path.append(ANALYSIS_TOOLS)
-#: the generated dataset (refsynth) is a dataset tool
-DATASET_TOOLS = osp.join(REPO_ROOT, 'tools', 'dataset_converters')
-if DATASET_TOOLS not in sys.path:
-    sys.path.append(DATASET_TOOLS)
 
 import projects.magnet  # noqa: E402,F401  (registers everything)
 from projects.magnet.compat import install_checkpoint_loader  # noqa: E402
@@ -35,6 +27,31 @@ DEFAULT_FIXTURE = osp.join(REPO_ROOT, 'tests', 'data', 'official_small')
 #: key names / shapes of a full-size official checkpoint (gzipped JSON)
 FULLSIZE_KEYS = osp.join(REPO_ROOT, 'tests', 'data',
                          'official_fullsize_keys.json.gz')
+
+
+def load_tool(path: str):
+    """The command-line script at ``path`` (relative to the repository
+    root: ``tools/...``, ``demo/...`` or ``.dev_scripts/...``) imported as a
+    module, once per session. The one way tests reach a script's functions;
+    ``sys.path`` is left as it was (a script adds its own folder to run)."""
+    import importlib.util
+    name = 'tool__' + path.replace('/', '__').replace('.', '_').replace(
+        '-', '_')
+    if name in sys.modules:
+        return sys.modules[name]
+    saved = list(sys.path)
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(REPO_ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    finally:
+        sys.path[:] = saved
+    return module
 
 
 def load_fullsize_keys() -> dict:
@@ -62,7 +79,7 @@ SMALL_REFER = dict(num_train_images=16, num_val_images=6, num_test_images=8,
 @pytest.fixture(scope='session')
 def refer_root(tmp_path_factory):
     """(root, summary) of a generated dataset ``refsynth`` (split_by unc)."""
-    from refsynth import generate_refer_dataset
+    from projects.magnet.datasets.refsynth import generate_refer_dataset
     root = str(tmp_path_factory.mktemp('refer'))
     summary = generate_refer_dataset(root, **SMALL_REFER)
     return root, summary

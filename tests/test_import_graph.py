@@ -1,14 +1,9 @@
 """The package's import graph: no cycles, layers in one direction."""
 import os.path as osp
-import sys
 
-from .conftest import REPO_ROOT
+from .conftest import REPO_ROOT, load_tool
 
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools', 'misc'))
-try:
-    import check_import_graph as graph
-finally:
-    sys.path.pop(0)
+graph = load_tool('.dev_scripts/check_import_graph.py')
 
 
 def test_package_has_no_cycles_and_respects_layers():

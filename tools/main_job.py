@@ -145,10 +145,10 @@ def _generator_cli(opts: dict) -> list:
 def dataset_mismatch(data_root: str, opts: dict):
     """None when ``data_root`` holds a dataset generated with ``opts`` (and
     the generator's defaults for the rest), else the reason."""
-    sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
     import inspect
 
-    from refsynth import GENERATOR_FILE, generate_refer_dataset
+    from projects.magnet.datasets.refsynth import (GENERATOR_FILE,
+                                                   generate_refer_dataset)
     name = opts.get('dataset_name', 'refsynth')
     stamp = osp.join(data_root, name, GENERATOR_FILE)
     if not osp.isfile(osp.join(data_root, name, 'refs(unc).p')):

@@ -13,7 +13,7 @@ max_iters = 100000  # upper bound; the loop sets the real length
 warmup_iters = 30
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 # Data loading costs ~12 ms per batch of 8 in the main process (0.5% of a
-# step, tools/analysis_tools/profile_train_step.py --real-data): worker
+# step, .dev_scripts/profile_train_step.py --real-data): worker
 # processes would only compete with the two compute threads.
 train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,

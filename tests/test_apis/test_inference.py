@@ -1,7 +1,6 @@
 """Inference API: round trip on CPU with a tiny model, and bad inputs."""
 from __future__ import annotations
 
-import os.path as osp
 import warnings
 
 import numpy as np
@@ -17,7 +16,7 @@ from projects.magnet.apis import (build_inference_pipeline,
 from projects.magnet.datasets.transforms import (TextTruncationWarning,
                                                  TokenizeText)
 
-from ..conftest import (REPO_ROOT, save_unconverted_official_checkpoint,
+from ..conftest import (load_tool, save_unconverted_official_checkpoint,
                         tiny_magnet_cfg)
 from . import CPU_CONFIG, MODEL_SIZE, tiny_config
 
@@ -331,11 +330,7 @@ def test_checkpoints_that_are_not_this_projects(tiny_files, tmp_path):
 
 def test_demo_reports_bad_checkpoints_in_one_line(tiny_files, tmp_path,
                                                   capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'image_demo', osp.join(REPO_ROOT, 'demo', 'image_demo.py'))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = load_tool('demo/image_demo.py')
     cfg_file, _ = tiny_files
     img = str(tmp_path / 'img.png')
     Image.new('RGB', (32, 24), (90, 20, 200)).save(img)

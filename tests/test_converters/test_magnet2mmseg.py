@@ -1,5 +1,4 @@
 """tools/model_converters/magnet2mmseg.py: converts and refuses."""
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -19,7 +18,7 @@ from projects.magnet.converters import (ConversionError,
 from projects.magnet.converters.validate import check_converted
 from projects.magnet.models.segmentors import TRAINING_ONLY_MODULES
 
-from ..conftest import REPO_ROOT, load_fullsize_keys
+from ..conftest import REPO_ROOT, load_fullsize_keys, load_tool
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'model_converters', 'magnet2mmseg.py')
 FULLSIZE_CONFIG = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
@@ -27,10 +26,7 @@ FULLSIZE_CONFIG = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('magnet2mmseg', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/model_converters/magnet2mmseg.py')
 
 
 @pytest.fixture(scope='module')

@@ -16,7 +16,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from projects.magnet.datasets import RefCOCODataset
-from refsynth import generate_refer_dataset
+from projects.magnet.datasets.refsynth import generate_refer_dataset
 
 from ..conftest import REPO_ROOT
 

@@ -13,12 +13,13 @@ import torch
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-import check_gradients as tool  # tools/analysis_tools (conftest)
 from projects.magnet.engine import (DeadParametersError, GradientHealthHook,
                                     check_gradients, random_training_batch)
 from projects.magnet.engine.gradient_health import parameter_group
 
-from ..conftest import REPO_ROOT
+from ..conftest import REPO_ROOT, load_tool
+
+tool = load_tool('tools/analysis_tools/check_gradients.py')
 
 CONFIGS = sorted(
     glob.glob(osp.join(REPO_ROOT, 'configs', 'magnet', '*nano*.py')) +

@@ -14,8 +14,10 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from official_parity import (FINAL_TOLERANCE, build_from_fixture,
-                             compare_with_fixture, trace_official_outputs)
+from projects.magnet.converters.parity import (FINAL_TOLERANCE,
+                                               build_from_fixture,
+                                               compare_with_fixture,
+                                               trace_official_outputs)
 
 REQUIRED = ('pred_masks', 'prob', 's1', 's2', 's3', 's4', 'mask_features')
 

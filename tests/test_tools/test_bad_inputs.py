@@ -3,7 +3,6 @@
 (``--traceback`` shows it)."""
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os.path as osp
 import sys
@@ -15,20 +14,17 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from projects.magnet.utils import run_cli
-from refsynth import generate_refer_dataset
+from projects.magnet.datasets.refsynth import generate_refer_dataset
 
-from ..conftest import REPO_ROOT, save_unconverted_official_checkpoint
+from ..conftest import (REPO_ROOT, load_tool,
+                        save_unconverted_official_checkpoint)
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'magnet',
                   'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(REPO_ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'tools/{name}.py')
 
 
 @pytest.fixture(autouse=True)

@@ -11,9 +11,9 @@ import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-from benchmark_utils import BENCHMARK_KEYS, dummy_batch
+from projects.magnet.engine.benchmarking import BENCHMARK_KEYS, dummy_batch
 
-from ..conftest import REPO_ROOT, tiny_magnet_cfg
+from ..conftest import REPO_ROOT, load_tool, tiny_magnet_cfg
 
 CPU_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'magnet',
@@ -22,12 +22,8 @@ TOOLS = osp.join(REPO_ROOT, 'tools', 'analysis_tools')
 
 
 def apply_switches(model, **kwargs):
-    sys.path.insert(0, TOOLS)
-    try:
-        from benchmark import apply_switches as apply
-    finally:
-        sys.path.remove(TOOLS)
-    return apply(model, **kwargs)
+    tool = load_tool('tools/analysis_tools/benchmark.py')
+    return tool.apply_switches(model, **kwargs)
 
 
 def _run_json(args):
@@ -78,8 +74,9 @@ def test_get_flops_json(tmp_path):
 
 def test_profile_inference_json():
     res = _run_json([
-        osp.join(TOOLS, 'profile_inference.py'), CPU_CONFIG, '--shape', '64',
-        '64', '--threads', '1', '--repeat', '1', '--top', '5'
+        osp.join(REPO_ROOT, '.dev_scripts', 'profile_inference.py'),
+        CPU_CONFIG, '--shape', '64', '64', '--threads', '1', '--repeat', '1',
+        '--top', '5'
     ])
     assert res['total_s'] > 0 and res['threads'] == 1
     names = {m['module']: m for m in res['modules']}
@@ -105,11 +102,7 @@ def test_profile_inference_json():
 
 
 def test_profile_matrix_split_arithmetic():
-    sys.path.insert(0, TOOLS)
-    try:
-        from profile_inference import matrix_split
-    finally:
-        sys.path.remove(TOOLS)
+    matrix_split = load_tool('.dev_scripts/profile_inference.py').matrix_split
     split = matrix_split(matrix_s=1.5, other_s=0.5, gflop=300.0,
                          peak_gflop_s=150.0)
     assert split['matrix_share'] == 0.75

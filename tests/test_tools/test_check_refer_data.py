@@ -10,7 +10,10 @@ from PIL import Image
 
 from projects.magnet.utils import run_cli
 from tests.test_datasets.utils import make_ref, write_instances, write_refs
-from tools.misc import check_refer_data as crd
+
+from ..conftest import load_tool
+
+crd = load_tool('tools/misc/check_refer_data.py')
 
 IMG_DIR = 'images/mscoco/images/train2014'
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os.path as osp
 
 import mmcv
@@ -12,24 +11,17 @@ from PIL import Image
 
 from projects.magnet.apis import MagNetInferencer
 from projects.magnet.datasets import RefCOCODataset
-from refsynth import generate_refer_dataset
+from projects.magnet.datasets.refsynth import generate_refer_dataset
 from projects.magnet.datasets.transforms import decode_refer_mask
 from projects.magnet.visualization import (EXPRESSION_COLORS,
                                            RefSegLocalVisualizer, blend_mask,
                                            mask_outline)
 
-from ..conftest import REPO_ROOT
+from ..conftest import REPO_ROOT, load_tool
 from ..test_apis import write_tiny_model
 
 DEMO = osp.join(REPO_ROOT, 'demo', 'image_demo.py')
 BROWSE = osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'browse_dataset.py')
-
-
-def _load_script(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -53,7 +45,7 @@ def test_demo_writes_overlay_with_the_legend_below(tiny_model_files,
         img_path, exprs).probs
     thr = float(np.median(probs[0]))
     out_file = str(tmp_path / 'out' / 'demo.png')
-    demo = _load_script(DEMO, 'image_demo_under_test')
+    demo = load_tool('demo/image_demo.py')
     assert demo.main([img_path] + exprs + [
         '--config', cfg_file, '--checkpoint', ckpt, '--out-file', out_file,
         '--threshold', repr(thr), '--device', 'cpu']) == 0
@@ -94,7 +86,7 @@ def test_demo_writes_overlay_with_the_legend_below(tiny_model_files,
 
 
 def test_demo_bad_inputs_fail_with_clear_messages(tmp_path, capsys):
-    demo = _load_script(DEMO, 'image_demo_under_test')
+    demo = load_tool('demo/image_demo.py')
     missing = str(tmp_path / 'missing.jpg')
     assert demo.main([missing, 'the cat']) == 1
     err = capsys.readouterr().err
@@ -119,7 +111,7 @@ def refer_data(tmp_path_factory):
 
 def test_browse_dataset_writes_mask_and_sentences(refer_data, tmp_path,
                                                   capsys):
-    browse = _load_script(BROWSE, 'browse_dataset_under_test')
+    browse = load_tool('tools/analysis_tools/browse_dataset.py')
     out_dir = str(tmp_path / 'browse')
     assert browse.main(['--data-root', refer_data, '--dataset', 'refsynth',
                         '--split', 'val', '--output-dir', out_dir,

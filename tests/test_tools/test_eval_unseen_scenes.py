@@ -6,7 +6,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import eval_unseen_scenes as unseen  # tools/analysis_tools (conftest)
+from ..conftest import load_tool
+
+unseen = load_tool('tools/analysis_tools/eval_unseen_scenes.py')
 
 
 def _scenes(n=40, size=128, seed=0):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from ..conftest import REPO_ROOT
+from ..conftest import REPO_ROOT, load_tool
 
 
 def test_main_job_end_to_end(tmp_path):
@@ -81,12 +81,8 @@ def test_dataset_is_regenerated_when_its_settings_differ(tmp_path):
     """A generated dataset records its settings; the main job reuses it only
     when they are the ones it wants (a changed default or config would
     otherwise silently train on the old data)."""
-    sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-    try:
-        import main_job
-    finally:
-        sys.path.pop(0)
-    from refsynth import generate_refer_dataset
+    main_job = load_tool('tools/main_job.py')
+    from projects.magnet.datasets.refsynth import generate_refer_dataset
     root = str(tmp_path / 'data')
     opts = dict(num_train_images=2, num_val_images=1, num_test_images=0,
                 seed=3, min_objects=2, max_objects=3)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import plot_gradient_health as tool  # tools/analysis_tools (conftest)
+from ..conftest import load_tool
+
+tool = load_tool('tools/analysis_tools/plot_gradient_health.py')
 
 
 def _scalars(tmp_path, rows):

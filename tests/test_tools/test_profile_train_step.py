@@ -1,6 +1,5 @@
-"""``tools/analysis_tools/profile_train_step.py``: the split of a training
+"""``.dev_scripts/profile_train_step.py``: the split of a training
 step adds up (no assertions on the speed itself)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -10,33 +9,21 @@ import sys
 import pytest
 import torch
 
-from ..conftest import REPO_ROOT, make_data_samples, tiny_magnet_cfg
+from ..conftest import (REPO_ROOT, load_tool, make_data_samples,
+                        tiny_magnet_cfg)
 
 CPU_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'magnet',
     'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
-TOOLS = osp.join(REPO_ROOT, 'tools', 'analysis_tools')
-TOOL = osp.join(TOOLS, 'profile_train_step.py')
+TOOL = osp.join(REPO_ROOT, '.dev_scripts', 'profile_train_step.py')
 SMALL = ['--batch', '2', '--shape', '64', '64', '--repeat', '1',
          '--threads', '1']
 TOL = 2e-3  # seconds: rounding and the timers' own calls
 
 
-def _load(path, name):
-    """Import a tool by path (its ``sys.path`` additions undone)."""
-    saved = list(sys.path)
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path[:] = saved
-    return module
-
-
 @pytest.fixture(scope='module')
 def tool():
-    return _load(TOOL, 'profile_train_step')
+    return load_tool('.dev_scripts/profile_train_step.py')
 
 
 def _run(args):
@@ -105,9 +92,7 @@ def test_profile_train_step_default(tmp_path):
 
 def test_profile_train_step_real_data_without_mg(tmp_path, tool):
     data = str(tmp_path / 'refsynth')
-    gen = _load(
-        osp.join(REPO_ROOT, 'tools', 'dataset_converters',
-                 'generate_refer_dataset.py'), 'generate_refer_dataset')
+    gen = load_tool('tools/dataset_converters/generate_refer_dataset.py')
     gen.main(['--out', data, '--num-train-images', '4', '--num-val-images',
               '2', '--num-test-images', '2', '--no-progress'])
     res, table = _run(SMALL + [

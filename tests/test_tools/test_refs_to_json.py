@@ -18,7 +18,10 @@ from tests.test_datasets.utils import (
     write_instances,
     write_refs,
 )
-from tools.dataset_converters import refs_to_json
+
+from ..conftest import load_tool
+
+refs_to_json = load_tool('tools/dataset_converters/refs_to_json.py')
 
 
 @pytest.fixture(scope='module', autouse=True)

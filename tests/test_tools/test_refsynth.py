@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from projects.magnet.datasets.refer_pickle import load_refer_pickle
-from refsynth import (
+from projects.magnet.datasets.refsynth import (
     COLOURS,
     KIND_NAMES,
     generate_refer_dataset,
@@ -21,7 +21,10 @@ from refsynth import (
     resolve_expression,
 )
 from projects.magnet.datasets.transforms import decode_refer_mask
-from tools.dataset_converters.generate_refer_dataset import main as cli_main
+
+from ..conftest import load_tool
+
+cli_main = load_tool('tools/dataset_converters/generate_refer_dataset.py').main
 
 TINY = dict(num_train_images=4, num_val_images=2, num_test_images=2,
             img_size=48, progress=False)
@@ -38,7 +41,7 @@ def _digest(root):
 
 
 def test_deterministic_under_seed(tmp_path):
-    from refsynth import generate_refer_dataset
+    from projects.magnet.datasets.refsynth import generate_refer_dataset
     a = generate_refer_dataset(str(tmp_path / 'a'), seed=1, **TINY)
     b = generate_refer_dataset(str(tmp_path / 'b'), seed=1, **TINY)
     c = generate_refer_dataset(str(tmp_path / 'c'), seed=2, **TINY)

@@ -1,4 +1,4 @@
-"""tools/analysis_tools/run_ablations.py: the aggregation on hand-made
+""".dev_scripts/run_ablations.py: the aggregation on hand-made
 numbers, the training bookkeeping, and the whole tool on a tiny generated
 dataset (2 iterations per run)."""
 import json
@@ -10,10 +10,9 @@ import sys
 
 import pytest
 
-from ..conftest import REPO_ROOT
+from ..conftest import REPO_ROOT, load_tool
 
-TOOLS = osp.join(REPO_ROOT, 'tools', 'analysis_tools')
-SCRIPT = osp.join('tools', 'analysis_tools', 'run_ablations.py')
+SCRIPT = osp.join('.dev_scripts', 'run_ablations.py')
 SUFFIX = 'swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py'
 OBJECTIVES = ['magnet', 'magnet-wo-mg', 'lavt-style', 'lavt-style-mg']
 CONDITIONS = {'real', 'blank image', 'blank mask', 'blank both'}
@@ -29,12 +28,7 @@ TINY_OPTS = ['param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
 
 @pytest.fixture(scope='module')
 def ra():
-    sys.path.insert(0, TOOLS)
-    try:
-        import run_ablations
-    finally:
-        sys.path.remove(TOOLS)
-    return run_ablations
+    return load_tool('.dev_scripts/run_ablations.py')
 
 
 def _run(name, seed, status='ok', **metrics):
@@ -345,7 +339,7 @@ def test_objectives_two_seeds_parallel(tmp_path):
     data_root = str(tmp_path / 'data')
     proc = subprocess.run(
         [sys.executable,
-         osp.join('tools', 'analysis_tools', 'probe_mask_grounding.py'),
+         osp.join('.dev_scripts', 'probe_mask_grounding.py'),
          osp.join('configs', 'magnet', 'magnet_' + SUFFIX),
          magnet['checkpoint'], '--out', str(probe),
          '--cfg-options', f'val_dataloader.dataset.data_root={data_root}',

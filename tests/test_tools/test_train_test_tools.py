@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from projects.magnet.compat import load_weights
-from refsynth import generate_refer_dataset
+from projects.magnet.datasets.refsynth import generate_refer_dataset
 
 from ..conftest import REPO_ROOT
 

@@ -3,7 +3,6 @@ grids of them, the legend strip below an image, and ``tools/main_job.py``'s
 ``write_overlays`` that writes them."""
 from __future__ import annotations
 
-import importlib.util
 import os.path as osp
 from types import SimpleNamespace
 
@@ -14,7 +13,8 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from PIL import Image
 
-from refsynth import COLOURS, annotate, generate_scene, paint
+from projects.magnet.datasets.refsynth import (COLOURS, annotate,
+                                              generate_scene, paint)
 from projects.magnet.visualization import (EXPRESSION_COLORS, MASK_COLOR,
                                            legend_below, mask_view,
                                            panel_scale, prediction_grid,
@@ -22,7 +22,7 @@ from projects.magnet.visualization import (EXPRESSION_COLORS, MASK_COLOR,
 from projects.magnet.visualization.prediction_panels import (
     CAPTION_BG, GRID_GAP_COLOR, _text_drawer)
 
-from ..conftest import REPO_ROOT
+from ..conftest import load_tool
 
 #: The generator paints an object with its colour times U(0.85, 1.1) plus
 #: noise; every shade of that range counts as a scene colour.
@@ -251,10 +251,7 @@ def _fake_item(k):
 
 
 def test_main_job_write_overlays(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        'main_job_under_test', osp.join(REPO_ROOT, 'tools', 'main_job.py'))
-    main_job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main_job)
+    main_job = load_tool('tools/main_job.py')
     val = [_fake_item(k) for k in range(20)]
     other = [_fake_item(100 + k) for k in range(20)]  # testA: not drawn
     dataset = SimpleNamespace(datasets=[val, other])

@@ -24,7 +24,7 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-import benchmark_utils as B  # noqa: E402  (this folder)
+from projects.magnet.engine import benchmarking as B  # noqa: E402
 
 
 def parse_args(argv=None):

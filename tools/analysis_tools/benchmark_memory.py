@@ -41,7 +41,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import torch  # noqa: E402
 
-import benchmark_utils as B  # noqa: E402  (this folder)
+from projects.magnet.engine import benchmarking as B  # noqa: E402
 
 VARIANTS: Dict[str, dict] = {
     'plain': dict(swin=False, bert=False, amp=False),

@@ -22,7 +22,7 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-import benchmark_utils as B  # noqa: E402  (this folder)
+from projects.magnet.engine import benchmarking as B  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark import apply_switches  # noqa: E402

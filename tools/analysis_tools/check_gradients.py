@@ -42,8 +42,7 @@ if ROOT not in sys.path:
 from projects.magnet.utils import (  # noqa: E402
     CfgOptionsAction, check_config_keys, load_config, run_cli)
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark_utils import drop_pretrained  # noqa: E402  (this folder)
+from projects.magnet.engine.benchmarking import drop_pretrained  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

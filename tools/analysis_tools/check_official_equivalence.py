@@ -16,7 +16,7 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 import projects.magnet  # noqa: E402,F401
-from official_parity import compare_with_fixture  # noqa
+from projects.magnet.converters.parity import compare_with_fixture  # noqa
 
 
 def main():

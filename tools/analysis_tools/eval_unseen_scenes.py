@@ -6,7 +6,7 @@ Usage:
         [--num-scenes 200] [--size 128] [--seed 0] [--device cpu]
         [--out-dir DIR] [--num-panels 16]
 
-The generated dataset's own images (``tools/dataset_converters/refsynth``)
+The generated dataset's own images (``projects/magnet/datasets/refsynth``)
 can teach a model quirks of their renderer (polygon rasterisation, colour
 noise, textures). Here every scene is drawn with PIL's ``ImageDraw``
 primitives (ellipses, regular polygons, a star) on a plain or two-tone

@@ -13,9 +13,10 @@ import json
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 
-from refsynth import generate_refer_dataset  # noqa: E402  (this folder)
+from projects.magnet.datasets.refsynth import generate_refer_dataset  # noqa: E402
 
 
 def parse_args(argv=None):

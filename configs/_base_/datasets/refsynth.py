@@ -7,7 +7,7 @@ data_root = 'data/refsynth'
 img_scale = (128, 128)
 # How tools/main_job.py generates data_root when it is absent (or was made
 # with other settings): keyword arguments of refsynth.generate_refer_dataset
-# (tools/dataset_converters/refsynth); image counts and seed come from the
+# (projects/magnet/datasets/refsynth); image counts and seed come from the
 # main job's command line.
 data_generator = dict(img_size=128)
 # all-MiniLM-L6-v2's tokenizer (bert-base-uncased vocabulary), shipped by the

@@ -4,6 +4,9 @@ from .cli import (TRACEBACK_ENV, USER_ERRORS, CfgOptionsAction, error_line,
 from .config_check import (RUNNER_KEYS, ConfigFileError,
                            MisspeltConfigKeyError, check_config_keys,
                            load_config)
+from .errors import (InputFileError, InvalidInputError, OutputPathError,
+                     UserError)
+from .expressions import has_word, wordless_reason
 from .pretrained import resolve_pretrained
 from .random_state import (capture_random_state, preserved_random_state,
                            restore_random_state)
@@ -13,5 +16,7 @@ __all__ = [
     'USER_ERRORS',
     'TRACEBACK_ENV', 'RUNNER_KEYS', 'MisspeltConfigKeyError',
     'check_config_keys', 'capture_random_state', 'restore_random_state',
-    'preserved_random_state', 'ConfigFileError', 'load_config'
+    'preserved_random_state', 'ConfigFileError', 'load_config', 'UserError',
+    'InvalidInputError', 'InputFileError', 'OutputPathError', 'has_word',
+    'wordless_reason'
 ]

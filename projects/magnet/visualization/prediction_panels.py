@@ -1,6 +1,6 @@
 """Readable pictures of referring-segmentation predictions.
 
-The synthetic scenes (``tools/dataset_converters/refsynth``) are made of
+The synthetic scenes (``projects/magnet/datasets/refsynth``) are made of
 red, green, blue, yellow, purple and orange shapes, so a red prediction or a
 green ground-truth outline painted over them cannot be told apart from the
 objects. The helpers here never paint a mask over the scene's colours:

@@ -3,8 +3,6 @@ gradient checkpointing of the Swin stages and the BERT layers recomputes
 activations and gives the same gradients."""
 from __future__ import annotations
 
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
@@ -16,7 +14,7 @@ from mmseg.models.backbones.swin import SwinBlock
 from projects.magnet.models.layers.language_fusion import WordPixelAttention
 from projects.magnet.models.layers.pwam import PixelWordAttention
 
-from ...conftest import REPO_ROOT
+from ...conftest import load_tool
 from .test_magnet_training import _batch, _model
 
 
@@ -144,11 +142,7 @@ def test_cpu_bf16_autocast_keeps_the_sensitive_parts_in_fp32(monkeypatch):
 
 
 def _train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'train_tool', osp.join(REPO_ROOT, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/train.py')
 
 
 def test_train_tool_amp_switch_picks_the_wrapper_for_the_machine(

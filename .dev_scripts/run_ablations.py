@@ -50,7 +50,7 @@ seed) and the same overrides (the list is kept in the run's
 ``ablation_run.json``).
 
 Usage:
-    python tools/analysis_tools/run_ablations.py [--set {all,objectives}]
+    python .dev_scripts/run_ablations.py [--set {all,objectives}]
         [--configs CFG ...] [--seeds S ...] [--work-dir DIR]
         [--max-iters N | --max-time SECONDS] [--parallel N]
         [--data-root DIR] [--skip-existing] [--cfg-options KEY=VALUE ...]
@@ -67,7 +67,7 @@ import traceback
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 

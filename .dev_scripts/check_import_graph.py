@@ -14,7 +14,7 @@ Checks:
   :data:`LAYERS` (a package may use the ones listed before it).
 
 Usage:
-    python tools/misc/check_import_graph.py [--root projects/magnet]
+    python .dev_scripts/check_import_graph.py [--root projects/magnet]
         [--print-edges]
 Exit status 1 and one ``error:`` line per problem when a check fails.
 """
@@ -27,7 +27,7 @@ import os.path as osp
 import sys
 from typing import Dict, List, Set
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 #: Sub-packages of ``projects.magnet`` from the bottom up: each may import
 #: those before it, never those after it.

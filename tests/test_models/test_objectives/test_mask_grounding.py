@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from projects.magnet.models.auxiliary import MaskGroundingHead
+from projects.magnet.models.objectives import MaskGroundingHead
 from projects.magnet.models.layers import MaskEncoder
 
 V = 50

@@ -10,7 +10,7 @@ For a checkpoint with a Mask Grounding head, on the val split:
   map that hardly varies over space or with the image carries no vision.
 
 Usage:
-    python tools/analysis_tools/probe_mask_grounding.py CONFIG CHECKPOINT
+    python .dev_scripts/probe_mask_grounding.py CONFIG CHECKPOINT
         [--max-batches N] [--top-words N] [--seed S] [--out FILE.json]
         [--cfg-options KEY=VALUE ...]
 """
@@ -20,7 +20,7 @@ import os.path as osp
 import sys
 from collections import defaultdict
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 #: Conditions for measuring whether grounding uses vision and the mask:

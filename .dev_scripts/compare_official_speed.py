@@ -24,7 +24,7 @@ same inputs is compared with the official one (tolerance 2e-5).
 
 Usage (see docs/performance.md)::
 
-    python tools/analysis_tools/compare_official_speed.py \
+    python .dev_scripts/compare_official_speed.py \
         --official-cmd "/path/venv/bin/python /path/official_runner.py" \
         [--rounds 3] [--runs 3] [--threads 2] [--size 480] [--out r.json]
 """
@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 CONFIG = osp.join(ROOT, 'configs', 'magnet',
@@ -89,7 +89,7 @@ def child_time(args):
 
     import torch
     torch.set_num_threads(args.threads)
-    import benchmark_utils as B
+    from projects.magnet.engine import benchmarking as B  # noqa: E402
     model = B.build_model(args.config)
     inputs, samples = B.dummy_batch(1, (args.size, args.size))
 
@@ -155,7 +155,7 @@ def child_check(args):
 def matmul_peak(threads):
     import torch
     torch.set_num_threads(threads)
-    from benchmark_utils import matmul_peak_gflops
+    from projects.magnet.engine.benchmarking import matmul_peak_gflops
     return round(matmul_peak_gflops('cpu'), 2)
 
 
@@ -222,7 +222,7 @@ def main(argv=None):
                  args.threads)
             summary['outputs'] = _run(
                 me + ['--child', 'check', '--dump-dir', tmp], args.threads)
-    from benchmark_utils import report
+    from projects.magnet.engine.benchmarking import report
     report(summary, args.out)
 
 

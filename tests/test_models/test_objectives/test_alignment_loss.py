@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from projects.magnet.models.losses import CrossModalAlignmentLoss
+from projects.magnet.models.objectives import CrossModalAlignmentLoss
 
 
 def _case():

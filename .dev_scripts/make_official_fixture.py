@@ -19,7 +19,7 @@ around the unmodified forward. Writes ``official_tiny.pth``, ``inputs.pt``,
 
 Example (the defaults make ``tests/data/official_small``)::
 
-    python tools/analysis_tools/make_official_fixture.py \\
+    python .dev_scripts/make_official_fixture.py \\
         --official-repo /path/to/mask-grounding --out tests/data/official_small
 """
 from __future__ import annotations
@@ -125,7 +125,7 @@ def main(argv=None):
                 'harness), so that the float results do not depend on '
                 'whether the machine has AVX-512.' if o.cpu_isa in ISA_ENV
                 else 'CPU kernels not pinned (native ISA of the machine).')
-    command = 'python tools/analysis_tools/make_official_fixture.py ' + \
+    command = 'python .dev_scripts/make_official_fixture.py ' + \
         ' '.join(shlex.quote(a) for a in (argv if argv is not None
                                           else sys.argv[1:]))
     torch.set_num_threads(o.threads)

@@ -17,7 +17,7 @@ the Python heap peak and the heap kept afterwards (``tracemalloc``) of
 
 Usage::
 
-    python tools/analysis_tools/benchmark_refer_indexing.py [--scale 1.0]
+    python .dev_scripts/benchmark_refer_indexing.py [--scale 1.0]
         [--splits train val] [--repeat 3] [--root DIR] [--json out.json]
 """
 import argparse
@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 
 # RefCOCO (unc): refs per split, and totals.
 UNC_REF_FRACTIONS = dict(train=42404, val=3811, testA=1975, testB=1810)

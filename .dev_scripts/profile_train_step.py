@@ -1,7 +1,7 @@
 """Where the time of one MagNet training step goes: per part and per module.
 
 Usage:
-    python tools/analysis_tools/profile_train_step.py CONFIG [--batch B] \
+    python .dev_scripts/profile_train_step.py CONFIG [--batch B] \
         [--shape H W] [--threads T] [--repeat N] [--real-data] \
         [--depth D] [--top K] [--out FILE] [--cfg-options KEY=VALUE ...]
 
@@ -61,12 +61,12 @@ import statistics
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-import benchmark_utils as B  # noqa: E402  (this folder)
+from projects.magnet.engine import benchmarking as B  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from profile_inference import profile_ops, time_modules  # noqa: E402

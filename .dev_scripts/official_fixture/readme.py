@@ -117,7 +117,7 @@ def write_readme(path, cfg, command, sizes):
         command,
         '```',
         '',
-        '`tools/analysis_tools/make_official_fixture.py` extracts the '
+        '`.dev_scripts/make_official_fixture.py` extracts the '
         'official sources to a temporary directory, applies the patches '
         'listed in `config.json` (`patches`: P1 makes an mmcv-only import '
         'optional, C1-C6 turn hard-coded widths into arguments whose '

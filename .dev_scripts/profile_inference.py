@@ -1,7 +1,7 @@
 """Where the inference time of a MagNet config goes: per module and per op.
 
 Usage:
-    python tools/analysis_tools/profile_inference.py CONFIG [--shape H W] \
+    python .dev_scripts/profile_inference.py CONFIG [--shape H W] \
         [--batch B] [--threads T] [--num-tokens N] [--real-tokens R] \
         [--depth D] [--repeat N] [--top K] [--out FILE]
 
@@ -36,12 +36,12 @@ import statistics
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-import benchmark_utils as B  # noqa: E402  (this folder)
+from projects.magnet.engine import benchmarking as B  # noqa: E402
 
 
 def parse_args(argv=None):

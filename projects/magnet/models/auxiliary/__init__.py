@@ -1,3 +1,0 @@
-from .mask_grounding import MaskGroundingHead
-
-__all__ = ['MaskGroundingHead']

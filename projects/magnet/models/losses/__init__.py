@@ -1,3 +1,0 @@
-from .alignment_loss import CrossModalAlignmentLoss
-
-__all__ = ['CrossModalAlignmentLoss']
