@@ -70,6 +70,7 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # its siblings
 
 import main_job  # noqa: E402  (the main job's data/train helpers)
 
