@@ -1,15 +1,16 @@
 """MagNet decode head: Mask2Former pixel decoder + masked-attention decoder.
 
-Inference follows the official evaluation path (Sections 2.5-2.8 of the design
-spec): the mask logits of the last decoder layer are upsampled with bilinear
-``align_corners=True`` interpolation; probability = sigmoid(logits), binary
-mask = probability > 0.5. The class head does not influence the output (the
-official code softmaxes the class logits over the singleton query axis).
+Inference follows the official evaluation path
+(``docs/official_checkpoints.md``): the mask logits of the last decoder
+layer are upsampled with bilinear ``align_corners=True`` interpolation;
+probability = sigmoid(logits), binary mask = probability > 0.5. The class
+head does not influence the output (the official code softmaxes the class
+logits over the singleton query axis).
 
-Training losses (Section 5.5, inferred): Mask2Former-style deep supervision
-over every prediction (initial queries + every layer) with sigmoid BCE + dice
-on the matched query's mask and a class cross-entropy (referent = class 0,
-no-object = class ``num_classes``).
+Training losses (inferred, see ``docs/training.md``): Mask2Former-style
+deep supervision over every prediction (initial queries + every layer) with
+sigmoid BCE + dice on the matched query's mask and a class cross-entropy
+(referent = class 0, no-object = class ``num_classes``).
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ Learnt queries attend, layer by layer, to one of the multi-scale pixel
 decoder outputs (cycling through them), restricted to the foreground of the
 mask predicted by the previous layer. A prediction head (shared by all
 layers) turns every intermediate query state into class logits and mask
-logits (dot product with the per-pixel mask features). Section 2.7 of the
-design spec describes MagNet's configuration (one query, 9 layers).
+logits (dot product with the per-pixel mask features). MagNet's official
+configuration uses one query and 9 layers.
 """
 from __future__ import annotations
 

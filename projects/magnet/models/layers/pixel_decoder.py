@@ -1,7 +1,7 @@
 """MagNet's Mask2Former pixel decoder: a multi-scale deformable-attention
 encoder over all backbone levels.
 
-MagNet's variant (Section 2.6 of the design spec) runs the deformable encoder
+MagNet's variant (the official configuration) runs the deformable encoder
 over all four backbone levels, stride 4 included: the mask features come
 from the encoder output at ``common_stride`` (no FPN levels below the
 encoder; a config without the stride-4 level is refused).
