@@ -21,7 +21,7 @@ from projects.magnet.datasets.transforms import (LoadInferenceImage,
                                                  decode_image_bytes,
                                                  decode_refer_mask)
 from projects.magnet.datasets.transforms import image_loading
-from projects.magnet.datasets.transforms import loading as mask_loading
+from projects.magnet.datasets.transforms import mask_loading
 from projects.magnet.datasets.transforms.image_loading import \
     DEFAULT_FILE_LOADER
 

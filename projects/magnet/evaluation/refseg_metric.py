@@ -13,7 +13,7 @@ from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 from mmseg.registry import METRICS
 
-from ..datasets.transforms.loading import decode_refer_mask
+from ..datasets.transforms.mask_loading import decode_refer_mask
 
 __all__ = ['RefSegMetric', 'refseg_scores', 'length_bucket_names']
 

@@ -1,9 +1,12 @@
 """Transforms for referring image segmentation (registered in mmseg)."""
 from .category_map import LoadCategoryMap
+from .image_arrays import DEFAULT_MAX_SIZE, bounded_size
+from .image_checks import ImageFileError, ImageNotFoundError, ImageTypeError
 from .image_loading import (LoadImageFromArray, LoadInferenceImage,
                             LoadReferImageFromFile, decode_image_bytes,
                             to_three_channels)
-from .loading import LoadReferringMask, decode_refer_mask
+from .mask_loading import (LoadReferringMask, SegmentationError,
+                           decode_refer_mask)
 from .text import (SampleSentence, TextTruncationWarning, TokenizeText,
                    get_tokenizer)
 
@@ -11,6 +14,8 @@ __all__ = [
     'LoadCategoryMap', 'LoadReferringMask', 'LoadImageFromArray',
     'LoadReferImageFromFile',
     'LoadInferenceImage', 'decode_image_bytes', 'decode_refer_mask',
-    'to_three_channels', 'SampleSentence', 'TokenizeText',
+    'to_three_channels', 'DEFAULT_MAX_SIZE', 'bounded_size',
+    'ImageFileError', 'ImageNotFoundError', 'ImageTypeError',
+    'SegmentationError', 'SampleSentence', 'TokenizeText',
     'TextTruncationWarning', 'get_tokenizer'
 ]

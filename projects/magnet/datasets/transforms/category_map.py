@@ -5,7 +5,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from .loading import decode_refer_mask
+from .mask_loading import SegmentationError, decode_refer_mask
 
 
 @TRANSFORMS.register_module()
@@ -37,7 +37,7 @@ class LoadCategoryMap(BaseTransform):
         if shape is None and results.get('img') is not None:
             shape = results['img'].shape[:2]
         if shape is not None and tuple(shape[:2]) != (height, width):
-            raise ValueError(
+            raise SegmentationError(
                 f'{where}: the loaded image is {shape[0]}x{shape[1]} '
                 f'(height x width) but instances.json records '
                 f'{height}x{width}')

@@ -5,13 +5,23 @@ from __future__ import annotations
 import logging
 from typing import Any, List, Sequence
 
+import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 from pycocotools import mask as mask_utils
 
-__all__ = ['decode_refer_mask', 'LoadReferringMask']
+from ...utils.errors import UserError
+
+__all__ = ['SegmentationError', 'decode_refer_mask', 'LoadReferringMask']
+
+
+class SegmentationError(UserError, ValueError):
+    """A ground-truth segmentation that cannot be decoded, is empty, or
+    does not fit its image; the message names the file, the ids and the
+    field."""
+
 
 #: polygon coordinates may lie this many image sizes beyond the border
 #: (x in [-k W, (k + 1) W], y likewise); farther points are a unit or format
@@ -43,24 +53,25 @@ def _rle_string_counts(counts: str, where: str) -> np.ndarray:
     try:
         raw = counts.encode('ascii')
     except UnicodeEncodeError as e:
-        raise ValueError(f'{head} is not ASCII') from e
+        raise SegmentationError(f'{head} is not ASCII') from e
     c = np.frombuffer(raw, np.uint8).astype(np.int64) - 48
     if not c.size:
         return np.zeros(0, np.int64)
     bad = (c < 0) | (c >= 64)
     if bad.any():
         j = int(np.argmax(bad))
-        raise ValueError(f'{head} has the character {counts[j]!r} at {j} '
-                         "(expected '0'..'o')")
+        raise SegmentationError(
+            f'{head} has the character {counts[j]!r} at {j} '
+            "(expected '0'..'o')")
     last = (c & 0x20) == 0  # the last group of a run
     if not last[-1]:
-        raise ValueError(f'{head} ends inside a run')
+        raise SegmentationError(f'{head} ends inside a run')
     ends = np.flatnonzero(last)
     starts = np.concatenate(([0], ends[:-1] + 1))
     run_of = np.cumsum(last) - last  # run index of every character
     k = np.arange(c.size) - starts[run_of]  # group index inside its run
     if k.max() > 7:  # 40 bits: far more than any image's pixel count
-        raise ValueError(f'{head} has a run of more than 8 characters')
+        raise SegmentationError(f'{head} has a run of more than 8 characters')
     x = np.add.reduceat((c & 0x1f) << (5 * k), starts)
     negative = (c[ends] & 0x10) != 0
     x[negative] -= np.left_shift(1, 5 * (k[ends][negative] + 1))
@@ -69,8 +80,9 @@ def _rle_string_counts(counts: str, where: str) -> np.ndarray:
     runs[2::2] = np.cumsum(x[2::2])
     if (runs < 0).any():
         j = int(np.argmax(runs < 0))
-        raise ValueError(f'{where}: cannot decode segmentation: RLE run {j} '
-                         f'is negative ({runs[j]})')
+        raise SegmentationError(
+            f'{where}: cannot decode segmentation: RLE run {j} '
+            f'is negative ({runs[j]})')
     return runs
 
 
@@ -81,20 +93,23 @@ def _check_rle(rle: dict, height: int, width: int, where: str) -> None:
     to less leave uninitialised memory in the decoded mask (garbage values).
     """
     if 'counts' not in rle or 'size' not in rle:
-        raise ValueError(f'{where}: an RLE segmentation needs "counts" and '
-                         f'"size", got keys {sorted(rle)}')
+        raise SegmentationError(
+            f'{where}: an RLE segmentation needs "counts" and '
+            f'"size", got keys {sorted(rle)}')
     size = rle['size']
     if not isinstance(size, (list, tuple)) or list(size) != [height, width]:
-        raise ValueError(f'{where}: RLE "size" {size!r} differs from the '
-                         f'image size [{height}, {width}] (height, width '
-                         'recorded in instances.json)')
+        raise SegmentationError(
+            f'{where}: RLE "size" {size!r} differs from the '
+            f'image size [{height}, {width}] (height, width '
+            'recorded in instances.json)')
     counts = rle['counts']
     if isinstance(counts, bytes):
         try:
             counts = counts.decode('ascii')
         except UnicodeDecodeError as e:
-            raise ValueError(f'{where}: cannot decode segmentation: the RLE '
-                             '"counts" bytes are not ASCII') from e
+            raise SegmentationError(
+                f'{where}: cannot decode segmentation: the RLE '
+                '"counts" bytes are not ASCII') from e
     if isinstance(counts, str):
         runs: Any = _rle_string_counts(counts, where)
     elif isinstance(counts, list):
@@ -104,18 +119,21 @@ def _check_rle(rle: dict, height: int, width: int, where: str) -> None:
             runs = np.asarray(None)
         if runs.ndim != 1 or (runs.size and
                               (runs.dtype.kind not in 'iu' or runs.min() < 0)):
-            raise ValueError(f'{where}: cannot decode segmentation: the RLE '
-                             '"counts" list must hold non-negative integers, '
-                             f'got {repr(counts)[:60]}')
+            raise SegmentationError(
+                f'{where}: cannot decode segmentation: the RLE '
+                '"counts" list must hold non-negative integers, '
+                f'got {repr(counts)[:60]}')
     else:
-        raise ValueError(f'{where}: cannot decode segmentation: RLE '
-                         '"counts" must be a str (compressed) or a list of '
-                         f'integers, got {type(counts).__name__}')
+        raise SegmentationError(
+            f'{where}: cannot decode segmentation: RLE '
+            '"counts" must be a str (compressed) or a list of '
+            f'integers, got {type(counts).__name__}')
     total = int(np.sum(runs, dtype=np.int64))
     if total != height * width:
-        raise ValueError(f'{where}: cannot decode segmentation: the RLE runs '
-                         f'cover {total} pixels, expected height x width = '
-                         f'{height} x {width} = {height * width}')
+        raise SegmentationError(
+            f'{where}: cannot decode segmentation: the RLE runs '
+            f'cover {total} pixels, expected height x width = '
+            f'{height} x {width} = {height * width}')
 
 
 def _check_polygons(polys: Sequence[Any], height: int, width: int,
@@ -136,13 +154,14 @@ def _check_polygons(polys: Sequence[Any], height: int, width: int,
         except (TypeError, ValueError):  # ragged
             arr = np.asarray(None)
         if arr.ndim != 1 or arr.dtype.kind not in 'iuf':
-            raise ValueError(f'{head} must be a flat list of numbers '
-                             f'[x1, y1, x2, y2, ...], got '
-                             f'{repr(poly)[:60]}')
+            raise SegmentationError(f'{head} must be a flat list of numbers '
+                                    f'[x1, y1, x2, y2, ...], got '
+                                    f'{repr(poly)[:60]}')
         n = arr.size
         if n % 2:
-            raise ValueError(f'{head} has {n} coordinates, an odd number; '
-                             'expected x, y pairs [x1, y1, x2, y2, ...]')
+            raise SegmentationError(
+                f'{head} has {n} coordinates, an odd number; '
+                'expected x, y pairs [x1, y1, x2, y2, ...]')
         if n == 0:
             dropped.append((i, n))
             continue
@@ -150,14 +169,15 @@ def _check_polygons(polys: Sequence[Any], height: int, width: int,
         finite = np.isfinite(arr)
         if not finite.all():
             j = int(np.argmin(finite))
-            raise ValueError(f'{head} has a non-finite coordinate '
-                             f'({arr[j]} at index {j}); expected finite '
-                             'numbers')
+            raise SegmentationError(
+                f'{head} has a non-finite coordinate '
+                f'({arr[j]} at index {j}); expected finite '
+                'numbers')
         for axis, size in (('x', width), ('y', height)):
             vals = arr[0::2] if axis == 'x' else arr[1::2]
             lo, hi = -COORD_MARGIN * size, (COORD_MARGIN + 1) * size
             if vals.min() < lo or vals.max() > hi:
-                raise ValueError(
+                raise SegmentationError(
                     f'{head} has {axis} coordinates in [{vals.min()}, '
                     f'{vals.max()}], far outside the image ({axis} size '
                     f'{size}; expected within [{lo}, {hi}])')
@@ -167,9 +187,10 @@ def _check_polygons(polys: Sequence[Any], height: int, width: int,
             kept.append(poly)
     if not kept:
         i, n = dropped[0]
-        raise ValueError(f'{where}: cannot decode segmentation: no polygon '
-                         f'has 3 points or more (polygon {i} has {n} '
-                         'coordinates); expected at least 6 coordinates')
+        raise SegmentationError(
+            f'{where}: cannot decode segmentation: no polygon '
+            f'has 3 points or more (polygon {i} has {n} '
+            'coordinates); expected at least 6 coordinates')
     for i, n in dropped:
         if (where, i) not in _LOGGED_DROPS:
             _LOGGED_DROPS.add((where, i))
@@ -178,7 +199,8 @@ def _check_polygons(polys: Sequence[Any], height: int, width: int,
                 f'{where}: polygon {i} has {n} coordinates ({points}, no '
                 'area): dropped (pycocotools rasterises it to no pixel, so '
                 'the mask is the official one)',
-                logger='current', level=logging.WARNING)
+                logger='current',
+                level=logging.WARNING)
     return kept
 
 
@@ -235,29 +257,32 @@ def decode_refer_mask(segmentation: Any,
         ValueError: see above; the message starts with ``where`` and, for
             a malformed polygon / RLE, ``cannot decode segmentation``.
     """
-    if not (isinstance(height, (int, np.integer)) and isinstance(
-            width, (int, np.integer)) and height > 0 and width > 0):
-        raise ValueError(f'{where}: the image size must be positive '
-                         f'integers, got height={height!r}, width={width!r}')
+    if not (isinstance(height, (int, np.integer))
+            and isinstance(width,
+                           (int, np.integer)) and height > 0 and width > 0):
+        raise SegmentationError(
+            f'{where}: the image size must be positive '
+            f'integers, got height={height!r}, width={width!r}')
     height, width = int(height), int(width)
     is_seq = isinstance(segmentation, (list, tuple))
     if isinstance(segmentation, dict):
         rles = [segmentation]
     elif is_seq and not segmentation:
-        raise ValueError(f'{where}: the segmentation is empty ([]): '
-                         'expected polygons or RLE')
+        raise SegmentationError(f'{where}: the segmentation is empty ([]): '
+                                'expected polygons or RLE')
     elif is_seq and all(isinstance(s, dict) for s in segmentation):
         rles = list(segmentation)
     elif is_seq and any(isinstance(s, dict) for s in segmentation):
-        raise ValueError(f'{where}: cannot decode segmentation: the list '
-                         'mixes RLE dicts and polygons')
+        raise SegmentationError(
+            f'{where}: cannot decode segmentation: the list '
+            'mixes RLE dicts and polygons')
     elif is_seq:
         rles = None  # polygons
         polygons = _check_polygons(segmentation, height, width, where)
     else:
-        raise ValueError(f'{where}: expected polygons or RLE, got '
-                         f'{type(segmentation).__name__} '
-                         f'({repr(segmentation)[:60]})')
+        raise SegmentationError(f'{where}: expected polygons or RLE, got '
+                                f'{type(segmentation).__name__} '
+                                f'({repr(segmentation)[:60]})')
     for rle in rles or []:
         _check_rle(rle, height, width, where)
     try:
@@ -266,13 +291,13 @@ def decode_refer_mask(segmentation: Any,
         # Uncompressed RLE (list counts, used for COCO crowd regions) ->
         # compressed, which is what ``decode`` takes.
         rles = [
-            mask_utils.frPyObjects(r, height, width)
-            if isinstance(r['counts'], list) else r for r in rles
+            mask_utils.frPyObjects(r, height, width) if isinstance(
+                r['counts'], list) else r for r in rles
         ]
         masks = mask_utils.decode(rles)  # (H, W, N) uint8
     except Exception as e:  # pycocotools raises bare Exception/TypeError
-        raise ValueError(f'{where}: cannot decode segmentation '
-                         f'({type(e).__name__}: {e})') from e
+        raise SegmentationError(f'{where}: cannot decode segmentation '
+                                f'({type(e).__name__}: {e})') from e
     if masks.shape[2] == 1:
         return np.ascontiguousarray(masks[..., 0])
     counts = masks.sum(axis=2, dtype=np.uint8)
@@ -284,18 +309,23 @@ class LoadReferringMask(BaseTransform):
     """Decode the referred object's mask into ``gt_seg_map``.
 
     Required keys: ``segmentation``, ``height``, ``width`` (from
-    ``RefCOCODataset``); ``img`` (optional, used to check the size);
-    ``img_path``, ``image_id``, ``ref_id``, ``ann_id`` (optional, named in
-    the errors).
+    ``RefCOCODataset``); ``img`` and ``ori_shape`` (optional, used to check
+    the size and to fit the mask to the image); ``img_path``, ``image_id``,
+    ``ref_id``, ``ann_id`` (optional, named in the errors).
 
-    Added keys: ``gt_seg_map`` (np.uint8, (H, W), {0, 1}); ``'gt_seg_map'``
-    is appended to ``seg_fields`` so mmseg's ``Resize`` resizes it with
-    nearest interpolation.
+    Added keys: ``gt_seg_map`` (np.uint8, (h, w), {0, 1}) at the size of
+    ``img`` (the recorded size without one); ``'gt_seg_map'`` is appended
+    to ``seg_fields`` so mmseg's ``Resize`` resizes it with nearest
+    interpolation.
 
     The mask is decoded at the size stated in ``instances.json`` by
-    :func:`decode_refer_mask` (a malformed segmentation raises ValueError
-    naming the file, image_id, ref_id, ann_id and the field). If a loaded
-    ``img`` has another size a ValueError is raised (the
+    :func:`decode_refer_mask` (a malformed segmentation raises
+    :class:`SegmentationError`, a ValueError, naming the file, image_id,
+    ref_id, ann_id and the field), then resized (nearest) to the loaded
+    ``img`` when the loader downscaled it (``max_size``: ``img_shape``
+    smaller than ``ori_shape``). If the image's own size (``ori_shape``,
+    else the ``img`` array's) differs from the recorded one a
+    :class:`SegmentationError` is raised (the
     :class:`LoadReferImageFromFile` of the configs already checks it; this
     covers mmcv's ``LoadImageFromFile``): load images with
     ``imdecode_backend='pillow', color_type='color_ignore_orientation'``
@@ -327,17 +357,26 @@ class LoadReferringMask(BaseTransform):
                  f'{results.get("image_id")} ref_id={results.get("ref_id")} '
                  f'ann_id={results.get("ann_id")}: "segmentation"')
         img = results.get('img')
-        if img is not None and img.shape[:2] != (height, width):
-            raise ValueError(
-                f'{where}: the loaded image is {img.shape[0]}x{img.shape[1]}'
+        # the image's own size: 'ori_shape' when the loader downscaled it
+        # (LoadReferImageFromFile's max_size), else the loaded array's
+        real = results.get('ori_shape') if img is not None else None
+        real = tuple(real[:2]) if real is not None else (
+            None if img is None else img.shape[:2])
+        if real is not None and real != (height, width):
+            raise SegmentationError(
+                f'{where}: the loaded image is {real[0]}x{real[1]}'
                 f' (height x width) but instances.json records '
                 f'{height}x{width}; was the image rotated by its EXIF '
                 'orientation? use color_type="color_ignore_orientation" in '
                 'LoadImageFromFile')
-        mask = decode_refer_mask(results['segmentation'], height, width,
-                                 where)
+        mask = decode_refer_mask(results['segmentation'], height, width, where)
         if not mask.any():
             self._empty(where, results.get('ann_id'))
+        if img is not None and img.shape[:2] != mask.shape:
+            # the image was downscaled at load: the mask follows it
+            # (nearest, as mmseg's Resize does for seg maps)
+            h, w = img.shape[:2]
+            mask = mmcv.imresize(mask, (w, h), interpolation='nearest')
         results['gt_seg_map'] = mask
         seg_fields = results.setdefault('seg_fields', [])
         if 'gt_seg_map' not in seg_fields:
@@ -346,7 +385,7 @@ class LoadReferringMask(BaseTransform):
 
     def _empty(self, where: str, ann_id: Any) -> None:
         if not self.allow_empty:
-            raise ValueError(
+            raise SegmentationError(
                 f'{where}: the mask decodes to zero area (no foreground '
                 'pixel): a broken annotation (degenerate or duplicated '
                 'polygons?); fix or remove the ref, or set '
@@ -357,7 +396,8 @@ class LoadReferringMask(BaseTransform):
                 f'{where}: the mask decodes to zero area; kept as an empty '
                 f'target (allow_empty=True); {len(self._empty_ann_ids)} '
                 'annotation(s) with an empty mask so far in this process',
-                logger='current', level=logging.WARNING)
+                logger='current',
+                level=logging.WARNING)
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(allow_empty={self.allow_empty})'
