@@ -12,10 +12,9 @@
 _base_ = [
     '../_base_/models/magnet_swin-nano_minilm-l6.py',
     '../_base_/datasets/refsynth_categories.py',
-    '../_base_/default_runtime.py'
+    '../_base_/default_runtime.py', '../_base_/schedules/schedule_10min_cpu.py'
 ]
-max_time = 180  # seconds of training
-max_iters = 100000  # upper bound; TimeBudgetTrainLoop sets the real length
+max_time = 180  # seconds of training (the CPU schedule, 3 minutes)
 num_classes = 7
 model = dict(
     _delete_=True,
@@ -44,37 +43,15 @@ model = dict(
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
-optim_wrapper = dict(
-    type='GuardedOptimWrapper',
-    nonfinite='error',
-    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999),
-                   weight_decay=0.01),
-    clip_grad=dict(max_norm=1.0),
-    paramwise_cfg=dict(
-        custom_keys={
-            'norm': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'absolute_pos_embed': dict(decay_mult=0.),
-        }))
-warmup_iters = 30
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.05, by_epoch=False, begin=0,
-         end=warmup_iters),
-    dict(type='PolyLR', eta_min=0., power=0.9, by_epoch=False,
-         begin=warmup_iters, end=max_iters)
-]
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
 # the val loop runs once, at the end of the calibrated length (IoU per
 # shape on the val split's images)
-train_cfg = dict(type='TimeBudgetTrainLoop', max_time=max_time,
-                 max_iters=max_iters, min_iters=warmup_iters + 1,
-                 calibrate_iters=15, skip_iters=3, val_begin=1,
-                 val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+train_cfg = dict(max_time=max_time, val_begin=1,
+                 val_interval=_base_.max_iters)
 default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(_delete_=True, type='CheckpointHook', by_epoch=False,
-                    interval=max_iters, save_last=True),
+                    interval=_base_.max_iters, save_last=True),
     visualization=dict(_delete_=True, type='SegVisualizationHook'))
 visualizer = dict(
     _delete_=True, type='SegLocalVisualizer',

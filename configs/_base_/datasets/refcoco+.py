@@ -1,17 +1,10 @@
 # RefCOCO+ (UNC splits): no absolute location words in the expressions.
+# RefCOCO's settings and splits (val, testA, testB), other annotations.
 _base_ = './refcoco.py'
 
-_ann = dict(dataset='refcoco+', split_by='unc')
-train_dataloader = dict(dataset=_ann)
-val_dataloader = dict(dataset=_ann)
-_test = dict(
-    type='RefCOCODataset',
-    data_root={{_base_.data_root}},
-    test_mode=True,
-    pipeline={{_base_.test_pipeline}},
-    **_ann)
+train_dataloader = dict(dataset=dict(dataset='refcoco+'))
+val_dataloader = dict(dataset=dict(dataset='refcoco+'))
 test_dataloader = dict(dataset=dict(datasets=[
-    dict(_test, split='val'),
-    dict(_test, split='testA'),
-    dict(_test, split='testB')
+    dict(split, dataset='refcoco+')
+    for split in _base_.test_dataloader.dataset.datasets
 ]))

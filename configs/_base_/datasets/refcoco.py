@@ -2,11 +2,11 @@
 # Official MagNet/LAVT protocol: image resized to 480x480 (aspect ratio not
 # kept, PIL bilinear), mask resized with nearest, BERT tokens (20 slots);
 # evaluation scores every sentence against the *resized* ground truth.
+# RefCOCO+ / RefCOCOg inherit this file and change only the annotation set
+# (``dataset``, ``split_by``) and the test splits.
 
 dataset_type = 'RefCOCODataset'
 data_root = 'data/refer'  # holds images/mscoco/images/train2014 and refcoco/
-dataset_name = 'refcoco'
-split_by = 'unc'
 img_scale = (480, 480)
 tokenizer = 'bert-base-uncased'  # hub name or local folder
 max_tokens = 20
@@ -42,9 +42,10 @@ test_pipeline = [
 ]
 
 
+# a function, not a dict: mmengine leaves functions out of the config
 def _split(split, test_mode, pipeline):
-    return dict(type=dataset_type, data_root=data_root, dataset=dataset_name,
-                split_by=split_by, split=split, test_mode=test_mode,
+    return dict(type=dataset_type, data_root=data_root, dataset='refcoco',
+                split_by='unc', split=split, test_mode=test_mode,
                 pipeline=pipeline)
 
 
@@ -63,10 +64,7 @@ val_dataloader = dict(
 # val + testA + testB in one tools/test.py run: metrics come back per split
 # as '<dataset>_<split_by>_<split>/oIoU', ...
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
+    val_dataloader,
     dataset=dict(
         type='ConcatDataset',
         datasets=[

@@ -1,15 +1,10 @@
-# RefCOCOg, Google partition (val only).
+# RefCOCOg, Google partition (val only). RefCOCO's settings, other
+# annotations and test splits.
 _base_ = './refcoco.py'
 
-_ann = dict(dataset='refcocog', split_by='google')
-train_dataloader = dict(dataset=_ann)
-val_dataloader = dict(dataset=_ann)
-_test = dict(
-    type='RefCOCODataset',
-    data_root={{_base_.data_root}},
-    test_mode=True,
-    pipeline={{_base_.test_pipeline}},
-    **_ann)
+train_dataloader = dict(dataset=dict(dataset='refcocog', split_by='google'))
+val_dataloader = dict(dataset=dict(dataset='refcocog', split_by='google'))
 test_dataloader = dict(dataset=dict(datasets=[
-    dict(_test, split='val')
+    dict(_base_.val_dataloader.dataset, dataset='refcocog',
+         split_by='google')
 ]))

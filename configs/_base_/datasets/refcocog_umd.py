@@ -1,16 +1,10 @@
-# RefCOCOg, UMD partition (val / test).
+# RefCOCOg, UMD partition (val / test). RefCOCO's settings, other
+# annotations and test splits.
 _base_ = './refcoco.py'
 
-_ann = dict(dataset='refcocog', split_by='umd')
-train_dataloader = dict(dataset=_ann)
-val_dataloader = dict(dataset=_ann)
-_test = dict(
-    type='RefCOCODataset',
-    data_root={{_base_.data_root}},
-    test_mode=True,
-    pipeline={{_base_.test_pipeline}},
-    **_ann)
+train_dataloader = dict(dataset=dict(dataset='refcocog', split_by='umd'))
+val_dataloader = dict(dataset=dict(dataset='refcocog', split_by='umd'))
 test_dataloader = dict(dataset=dict(datasets=[
-    dict(_test, split='val'),
-    dict(_test, split='test')
+    dict(_base_.val_dataloader.dataset, dataset='refcocog', split_by='umd',
+         split=split) for split in ('val', 'test')
 ]))

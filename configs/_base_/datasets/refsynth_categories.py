@@ -6,7 +6,6 @@
 dataset_type = 'ReferCategorySegDataset'
 data_root = 'data/refsynth'
 img_scale = (128, 128)
-_ann = dict(data_root=data_root, dataset='refsynth', split_by='unc')
 train_pipeline = [
     dict(type='LoadReferImageFromFile', imdecode_backend='pillow',
          color_type='color_ignore_orientation'),
@@ -32,15 +31,13 @@ train_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type=dataset_type, split='train', pipeline=train_pipeline,
-                 **_ann))
+    dataset=dict(type=dataset_type, data_root=data_root, dataset='refsynth',
+                 split_by='unc', split='train', pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=16,
-    num_workers=0,
-    persistent_workers=False,
+    train_dataloader,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, split='val', test_mode=True,
-                 pipeline=test_pipeline, **_ann))
+    dataset=dict(train_dataloader['dataset'], split='val', test_mode=True,
+                 pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator

