@@ -15,7 +15,30 @@ from mmseg.registry import METRICS
 
 from ..datasets.transforms.mask_loading import decode_refer_mask
 
-__all__ = ['RefSegMetric', 'refseg_scores', 'length_bucket_names']
+__all__ = [
+    'RefSegMetric', 'refseg_scores', 'length_bucket_names',
+    'intersection_union'
+]
+
+
+def intersection_union(pred, gt, ignore_index: int = 255) -> Tuple[int, int]:
+    """Foreground intersection and union of one sample, as the metric
+    counts them (also the visualizer's per-sample IoU).
+
+    Predicted foreground is ``pred == 1``, GT foreground ``gt == 1``; GT
+    pixels equal to ``ignore_index`` count for neither.
+
+    Args:
+        pred: (H, W) prediction, numpy array or tensor.
+        gt: (H, W) ground truth of the same kind and size.
+        ignore_index (int): ignored GT value.
+
+    Returns:
+        tuple[int, int]: (I, U) in pixels.
+    """
+    pred_fg = (pred == 1) & (gt != ignore_index)
+    gt_fg = gt == 1
+    return int((pred_fg & gt_fg).sum()), int((pred_fg | gt_fg).sum())
 
 
 def refseg_scores(intersections: np.ndarray,
@@ -325,11 +348,7 @@ class RefSegMetric(BaseMetric):
             self._check_values(gt, (0, 1, self.ignore_index), name,
                                'gt_sem_seg', 'a binary mask with '
                                f'ignore_index={self.ignore_index}')
-            valid = gt != self.ignore_index
-            pred_fg = (pred == 1) & valid
-            gt_fg = gt == 1
-            inter = int((pred_fg & gt_fg).sum())
-            union = int((pred_fg | gt_fg).sum())
+            inter, union = intersection_union(pred, gt, self.ignore_index)
             split = sample.get(self.split_key, '') if self.split_key else ''
             key = None
             if 'ref_id' in sample:

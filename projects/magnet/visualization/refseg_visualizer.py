@@ -12,14 +12,14 @@ from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
+from .mask_drawing import (EXPRESSION_COLORS, Color, blend_mask,
+                           expression_of, mask_outline, sample_iou,
+                           to_numpy_mask, upscale_nearest)
+
 __all__ = [
     'RefSegLocalVisualizer', 'blend_mask', 'mask_outline', 'sample_iou',
     'expression_of', 'EXPRESSION_COLORS'
 ]
-
-from .mask_drawing import (EXPRESSION_COLORS, Color, to_numpy_mask,
-                           upscale_nearest, blend_mask, expression_of,
-                           mask_outline, sample_iou)
 
 
 @VISUALIZERS.register_module()
