@@ -270,8 +270,8 @@ def test_refs_and_instances_inconsistent(tmp_path, capsys):
 
 
 def test_dataset_errors_are_reported(tmp_path, capsys):
-    """What only RefCOCODataset checks (a sentence without "raw") still
-    fails the check."""
+    """What RefCOCODataset checks (a sentence without "raw") fails the
+    check too: the checker applies the dataset's rules itself."""
     root = make_layout(tmp_path / 'data', dataset='mine', split_by='unc',
                        splits=('val', ))
     refs = [make_ref(k, 100 + k, k, 'val', [('x', k)]) for k in (1, 2)]
@@ -280,9 +280,8 @@ def test_dataset_errors_are_reported(tmp_path, capsys):
     status, lines, _ = run([root, '--dataset', 'mine'], capsys)
     assert status == 1
     assert lines[-2] == (
-        "problem: RefCOCODataset(split='val') fails: "
-        f'{root}/mine/refs(unc).p: refs[1] (ref_id=2): sentences[0]: missing'
-        ' field "raw"')
+        f'problem: {root}/mine/refs(unc).p: 1 of 2 refs have a sentence '
+        'without a str "raw", e.g. refs[1] (ref_id=2): sentences[0]')
 
 
 def test_wrong_data_root(tmp_path, capsys):

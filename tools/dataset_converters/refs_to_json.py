@@ -35,12 +35,15 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from projects.magnet.utils import run_cli  # noqa: E402
+from projects.magnet.utils.errors import (InputFileError,  # noqa: E402
+                                          InvalidInputError,
+                                          OutputPathError, UserError)
 
 #: How deep the refs data may nest (a REFER ref nests 4 levels).
 _MAX_DEPTH = 32
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """The pickle holds something JSON cannot represent exactly."""
 
 
@@ -111,14 +114,15 @@ def convert(src: str, dst: Optional[str] = None,
     from projects.magnet.datasets.refer_pickle import (inspect_refer_pickle,
                                                        load_refer_pickle)
     if src.endswith('.json'):
-        raise ValueError(f'{src} is already JSON (give the refs pickle)')
+        raise InvalidInputError(
+            f'{src} is already JSON (give the refs pickle)')
     if not osp.isfile(src):
-        raise FileNotFoundError(f'refs pickle not found: {src}')
+        raise InputFileError(f'refs pickle not found: {src}')
     dst = dst or default_output(src)
     if osp.abspath(dst) == osp.abspath(src):
-        raise ValueError(f'--out {dst} would overwrite the pickle')
+        raise OutputPathError(f'--out {dst} would overwrite the pickle')
     if osp.exists(dst) and not force:
-        raise FileExistsError(
+        raise OutputPathError(
             f'{dst} exists (pass --force to overwrite it)')
     info = inspect_refer_pickle(src)
     refs = load_refer_pickle(src)

@@ -6,7 +6,12 @@ from typing import Any, Dict, List, Tuple
 
 from mmseg.registry import DATASETS
 
-from .refcoco import RefCOCODataset, ReferFormatError, _gc_paused
+from .json_stream import JsonStreamError, iter_json_arrays, top_level_kinds
+from .refcoco import RefCOCODataset
+from .refer.files import instances_not_found
+from .refer.index import gc_paused
+from .refer.schema import (Problems, ReferFormatError, check_annotation,
+                           check_image, field_problem)
 
 _KEYS = ('images', 'annotations', 'categories')
 
@@ -51,7 +56,7 @@ class ReferCategorySegDataset(RefCOCODataset):
 
     def load_data_list(self) -> List[dict]:
         """One item per image of the split's refs (see the class doc)."""
-        with _gc_paused():
+        with gc_paused():
             refs = self._load_refs()
             image_ids = {r['image_id'] for r in refs}
             images, anns, classes = self._load_image_instances(image_ids)
@@ -85,43 +90,54 @@ class ReferCategorySegDataset(RefCOCODataset):
                                                                       Any]]],
                List[str]]:
         """Stream ``instances.json``: the split's images, all their
-        annotations as ``(label, segmentation)`` and the category names."""
+        annotations as ``(label, segmentation)`` and the category names
+        (the rules of :mod:`.refer.schema`, raise mode)."""
         src = self.instances_file
         if not osp.isfile(src):
-            raise FileNotFoundError(
-                f'instances file not found: {src} (the COCO-style '
-                'instances.json with "images", "annotations" and '
-                '"categories")')
+            raise instances_not_found(src)
+        problems = Problems()
         images: Dict[int, Tuple[str, int, int]] = {}
-        raw_anns: List[Tuple[int, int, Any, str]] = []
+        raw_anns: List[Tuple[int, Any, Any, str]] = []
         categories: List[Tuple[int, str]] = []
-        keys: List[str] = []
-        for key, item, item_id, where in self._instance_items(_KEYS, keys):
-            where = f'{where} (id={item_id})'
-            if key == 'categories':
-                categories.append(
-                    (item_id, self._field(item, 'name', str, where)))
-            elif key == 'images':
-                if item_id in image_ids:
-                    self._check_unique(images, item_id, where, 'image')
-                    images[item_id] = (
-                        self._field(item, 'file_name', str, where),
-                        self._field(item, 'height', int, where),
-                        self._field(item, 'width', int, where))
+        counts = dict.fromkeys(_KEYS, 0)
+        seen: Dict[str, Dict[int, int]] = {k: {} for k in _KEYS}
+        for key, item in iter_json_arrays(src, _KEYS):
+            index = counts[key]
+            counts[key] += 1
+            if key == 'images':
+                found = check_image(item, index, src, problems, seen[key],
+                                    image_ids)
+                if found is not None:
+                    images[found[0]] = found[1]
+            elif key == 'annotations':
+                found = check_annotation(item, index, src, problems,
+                                         seen[key])
+                if found is not None and found[1][0] in image_ids:
+                    raw_anns.append((found[1][0], item.get('category_id'),
+                                     found[1][1], f'{src}: "{key}"[{index}] '
+                                     f'(id={found[0]})'))
             else:
-                image_id = self._field(item, 'image_id', int, where)
-                if image_id in image_ids:
-                    raw_anns.append(
-                        (image_id,
-                         self._field(item, 'category_id', int, where),
-                         self._field(item, 'segmentation', (list, dict),
-                                     where), where))
-        for key in _KEYS:
-            if key not in keys:
-                raise ReferFormatError(
-                    f'{src}: the top-level key "{key}" is missing (category '
-                    'segmentation needs "images", "annotations" and '
-                    f'"categories"; found: {", ".join(keys) or "none"})')
+                where = f'{src}: "categories"[{index}]'
+                if not isinstance(item, dict):
+                    raise ReferFormatError(f'{where} is not an object')
+                for name, typ in (('id', int), ('name', str)):
+                    bad = field_problem(item, name, typ)
+                    if bad is not None:
+                        raise ReferFormatError(f'{where}: {bad}')
+                categories.append((item['id'], item['name']))
+        if not all(counts.values()):
+            kinds = top_level_kinds(src)
+            for key in _KEYS:
+                if kinds.get(key, 'an array') != 'an array':
+                    raise JsonStreamError(
+                        f'{src}: top-level key "{key}" must be an array, '
+                        f'got {kinds[key]}')
+                if key not in kinds:
+                    raise ReferFormatError(
+                        f'{src}: the top-level key "{key}" is missing '
+                        '(category segmentation needs "images", '
+                        '"annotations" and "categories"; found: '
+                        f'{", ".join(kinds) or "none"})')
         label_of = {}
         for i, (cat_id, _) in enumerate(categories):
             if cat_id in label_of:
@@ -134,6 +150,10 @@ class ReferCategorySegDataset(RefCOCODataset):
                 'uint8 with 255 reserved for ignore (at most 254)')
         anns: Dict[int, List[Tuple[int, Any]]] = {}
         for image_id, cat_id, seg, where in raw_anns:
+            if isinstance(cat_id, bool) or not isinstance(cat_id, int):
+                raise ReferFormatError(
+                    f'{where}: field "category_id" must be int, got '
+                    f'{cat_id!r}')
             if cat_id not in label_of:
                 raise ReferFormatError(
                     f'{where}: category_id {cat_id} is not in "categories" '

@@ -44,8 +44,11 @@ import pickle
 import pickletools
 from typing import Any, FrozenSet, NamedTuple, Tuple, Union
 
+from projects.magnet.utils.errors import UserError
+
 __all__ = [
-    'UnsafeReferPickleError', 'RestrictedReferUnpickler', 'load_refer_pickle',
+    'ReferPickleError', 'UnsafeReferPickleError', 'RestrictedReferUnpickler',
+    'load_refer_pickle',
     'ALLOWED_GLOBALS', 'PickleInfo', 'inspect_refer_pickle', 'PY2_NOTE'
 ]
 
@@ -61,7 +64,11 @@ ALLOWED_GLOBALS: FrozenSet[Tuple[str, str]] = frozenset({
 })
 
 
-class UnsafeReferPickleError(pickle.UnpicklingError):
+class ReferPickleError(UserError, pickle.UnpicklingError):
+    """A refs pickle is not a valid REFER refs pickle (truncated...)."""
+
+
+class UnsafeReferPickleError(ReferPickleError):
     """A REFER pickle asked for something other than plain data."""
 
 
@@ -152,8 +159,8 @@ def load_refer_pickle(path_or_file: Union[str, os.PathLike,
     Raises:
         UnsafeReferPickleError: the file references a non-allowed global,
             a persistent id or an extension code.
-        pickle.UnpicklingError: the file is not a valid pickle (the message
-            names the file).
+        ReferPickleError: the file is not a valid pickle (the message
+            names the file; a :class:`pickle.UnpicklingError`).
     """
     if isinstance(path_or_file, (str, os.PathLike)):
         source = source or os.fspath(path_or_file)
@@ -173,7 +180,7 @@ def load_refer_pickle(path_or_file: Union[str, os.PathLike,
                     'download?)')
         else:
             what = f' ({type(e).__name__}: {e})'
-        raise pickle.UnpicklingError(
+        raise ReferPickleError(
             f'{source}: not a valid REFER refs pickle{what}') from e
 
 
