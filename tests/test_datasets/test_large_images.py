@@ -47,7 +47,7 @@ def test_bounded_size_keeps_the_aspect_ratio():
     assert bounded_size((2, 9000), 100) == (1, 100)  # never 0
     assert bounded_size((300, 200), 500) == (300, 200)  # fits: unchanged
     assert bounded_size((9000, 9000), None) == (9000, 9000)
-    assert DEFAULT_MAX_SIZE == 4096
+    assert DEFAULT_MAX_SIZE == 2048
 
 
 def test_large_jpeg_is_decoded_at_reduced_scale(tmp_path, monkeypatch,

@@ -18,12 +18,15 @@ __all__ = [
     'check_max_size', 'fit_max_size', 'log_downscale', 'LoadImageFromArray'
 ]
 
-#: Default ``max_size`` (longest side, pixels) of the loaders: 8.5x the
-#: paper's 480 input and 32x the CPU config's 128, so the network input
-#: (the pipeline's ``Resize`` of the bounded image) is unchanged to the eye,
-#: no RefCOCO / COCO image (<= 640) is touched, and a decoded image holds at
-#: most 4096 * 4096 * 3 bytes (48 MiB) whatever the file's size.
-DEFAULT_MAX_SIZE = 4096
+#: Default ``max_size`` (longest side, pixels) of the loaders: 4.3x the
+#: paper's 480 input and 16x the CPU config's 128, so the network input
+#: (the pipeline's ``Resize`` of the bounded image) is unchanged to the eye
+#: and no RefCOCO / COCO image (<= 640) is touched; a loaded image holds at
+#: most 2048 * 2048 * 3 bytes (12 MiB), and a JPEG of twice that size or
+#: more is decoded at 1/2 - 1/8 scale (an 8000x8000 one at 4000x4000). A
+#: multiple of the model input would tie the loader to the pipeline's
+#: ``Resize``; a fixed bound keeps memory bounded for every config.
+DEFAULT_MAX_SIZE = 2048
 
 def to_three_channels(img: np.ndarray, where: str = 'image') -> np.ndarray:
     """An image array as (H, W, 3) uint8, with a defined rule per layout.
