@@ -152,3 +152,36 @@ def test_key_padding_mask_zeroes_the_padded_values(impl):
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
     assert not torch.allclose(out[0], unmasked[0], atol=1e-4)
     torch.testing.assert_close(out[1], unmasked[1], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize('impl', ['fast', 'grid_sample'])
+@pytest.mark.parametrize('batch_first', [True, False])
+@pytest.mark.parametrize('ref_dims', [2, 4])
+def test_forward_gives_mmcv_module_numbers(impl, batch_first, ref_dims):
+    """MSDeformAttn.forward keeps mmcv's sampling-location arithmetic (see
+    its comment): same parameters -> mmcv's own forward, to float64
+    rounding, for point and box references, both layouts, padding."""
+    from mmcv.ops.multi_scale_deform_attn import \
+        MultiScaleDeformableAttention
+    torch.manual_seed(1)
+    cfg = dict(embed_dims=16, num_heads=2, num_levels=2, num_points=3,
+               batch_first=batch_first, dropout=0.0)
+    ours = MSDeformAttn(pytorch_impl=impl, **cfg).double().eval()
+    ref = MultiScaleDeformableAttention(**cfg).double().eval()
+    torch.nn.init.normal_(ours.sampling_offsets.weight, std=0.5)
+    ref.load_state_dict(ours.state_dict())
+    shapes = torch.tensor([(4, 5), (2, 3)])
+    start = torch.tensor([0, 20])
+    query = torch.randn(2, 26, 16, dtype=torch.float64)
+    pos = torch.randn_like(query)
+    pad = torch.zeros(2, 26, dtype=torch.bool)
+    pad[1, -4:] = True
+    ref_pts = torch.rand(2, 26, 2, ref_dims, dtype=torch.float64)
+    if not batch_first:
+        query, pos = query.transpose(0, 1), pos.transpose(0, 1)
+    kwargs = dict(query=query, value=query, query_pos=pos,
+                  key_padding_mask=pad, reference_points=ref_pts,
+                  spatial_shapes=shapes, level_start_index=start)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(**kwargs), ref(**kwargs), rtol=0,
+                                   atol=1e-12)

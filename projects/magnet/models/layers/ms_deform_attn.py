@@ -159,6 +159,13 @@ class MSDeformAttn(MultiScaleDeformableAttention):
             query = query + query_pos
         if not self.batch_first:
             query = query.permute(1, 0, 2)
+        # From here to the core call: mmcv's own arithmetic, line for line
+        # (test_forward_gives_mmcv_module_numbers). mmcv's forward cannot be
+        # called instead: it projects the value itself (no pre-projected
+        # value shared by query chunks), picks its core by device alone
+        # (its compiled kernel for any CUDA tensor, absent under mmcv-lite)
+        # and has no gather core; the core itself is mmcv's
+        # multi_scale_deformable_attn_pytorch / kernel where they are used.
         bs, num_query, _ = query.shape
         sampling_offsets = self.sampling_offsets(query).view(
             bs, num_query, self.num_heads, self.num_levels, self.num_points,
