@@ -15,10 +15,21 @@ the Python heap peak and the heap kept afterwards (``tracemalloc``) of
   streamed instances.json, serialised data infos), per sentence;
 * ``ours-per-ref``: the same, one item per referred object (training).
 
+With ``--readers``, it measures instead only the reading of
+``instances.json`` (every element of ``"images"``, ``"annotations"`` and
+``"categories"``, nothing kept), each in a fresh subprocess:
+
+* ``read-old``: the hand-written scanner of ``json_stream.py`` as of
+  ``--old-rev`` (extracted with ``git show`` into a temporary folder);
+* ``read-ijson``: :func:`~projects.magnet.datasets.json_stream.
+  iter_json_arrays` (ijson, one pass per key);
+* ``read-json``: stdlib ``json.load`` of the whole file.
+
 Usage::
 
     python .dev_scripts/benchmark_refer_indexing.py [--scale 1.0]
         [--splits train val] [--repeat 3] [--root DIR] [--json out.json]
+    python .dev_scripts/benchmark_refer_indexing.py --readers [--root DIR]
 """
 import argparse
 import json
@@ -37,6 +48,8 @@ ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 # RefCOCO (unc): refs per split, and totals.
 UNC_REF_FRACTIONS = dict(train=42404, val=3811, testA=1975, testB=1810)
 NUM_IMAGES, NUM_REFS, NUM_SENTS = 19994, 50000, 142210
+#: RefCOCO's instances.json: 196,771 annotations on its 19,994 images.
+ANNS_PER_IMAGE = 196771 / 19994
 
 WORDS = ('man woman left right guy shirt red blue white black person girl '
          'boy middle front back far near small big tall short player chair '
@@ -51,17 +64,12 @@ def build_annotations(root: str, scale: float, seed: int = 0) -> dict:
     n_sent = max(n_ref, int(NUM_SENTS * scale))
     os.makedirs(osp.join(root, 'refcoco'), exist_ok=True)
     images = [
-        dict(
-            id=i + 1,
-            file_name=f'COCO_train2014_{i + 1:012d}.jpg',
-            height=int(rng.integers(300, 640)),
-            width=640,
-            license=1,
-            coco_url='',
-            flickr_url='',
-            date_captured='') for i in range(n_img)
+        dict(id=i + 1, file_name=f'COCO_train2014_{i + 1:012d}.jpg',
+             height=int(rng.integers(300, 640)), width=640, license=1,
+             coco_url='', flickr_url='', date_captured='')
+        for i in range(n_img)
     ]
-    anns_per_img = rng.poisson(6.3, n_img) + 1
+    anns_per_img = rng.poisson(ANNS_PER_IMAGE - 1, n_img) + 1
     annotations = []
     ann_id = 0
     for img, n_ann in zip(images, anns_per_img):
@@ -71,9 +79,7 @@ def build_annotations(root: str, scale: float, seed: int = 0) -> dict:
             seg = []
             for _ in range(parts):
                 k = int(np.clip(rng.lognormal(np.log(24), 0.6), 3, 400))
-                seg.append(
-                    np.round(
-                        rng.uniform(0, 600, 2 * k), 2).tolist())
+                seg.append(np.round(rng.uniform(0, 600, 2 * k), 2).tolist())
             annotations.append(
                 dict(
                     id=ann_id,
@@ -189,6 +195,26 @@ def _ours(root: str, split: str, per_sentence: bool) -> int:
     return len(ds)
 
 
+_KEYS = ('images', 'annotations', 'categories')
+#: The last commit with the hand-written JSON scanner.
+OLD_REV = '50fdac1'
+
+
+def _read(root: str, method: str, old_dir: str) -> int:
+    """Stream every element of instances.json's arrays; keep nothing."""
+    path = osp.join(root, 'refcoco', 'instances.json')
+    if method == 'read-json':
+        with open(path) as f:
+            top = json.load(f)
+        return sum(len(top[k]) for k in _KEYS)
+    if method == 'read-old':
+        sys.path.insert(0, old_dir)
+        from old_json_stream import iter_json_object
+        return sum(1 for key, _ in iter_json_object(path, _KEYS))
+    from projects.magnet.datasets.json_stream import iter_json_arrays
+    return sum(1 for _ in iter_json_arrays(path, _KEYS))
+
+
 def _rss_mb() -> float:
     with open('/proc/self/status') as f:
         for line in f:
@@ -197,19 +223,26 @@ def _rss_mb() -> float:
     return float('nan')
 
 
-def worker(method: str, root: str, split: str, trace: bool) -> dict:
+def worker(method: str, root: str, split: str, trace: bool,
+           old_dir: str = '') -> dict:
     """Run one measurement in this (fresh) process."""
     import gc
     import resource
     import tracemalloc
 
     import projects.magnet.datasets  # noqa: F401  (imports before baseline)
+    if method == 'read-old':
+        sys.path.insert(0, old_dir)
+        import old_json_stream  # noqa: F401
     gc.collect()
     base_rss = _rss_mb()
     fn = {
         'naive': lambda: _naive(root, split),
         'ours': lambda: _ours(root, split, True),
         'ours-per-ref': lambda: _ours(root, split, False),
+        'read-old': lambda: _read(root, method, old_dir),
+        'read-ijson': lambda: _read(root, method, old_dir),
+        'read-json': lambda: _read(root, method, old_dir),
     }[method]
     if trace:
         tracemalloc.start()
@@ -230,10 +263,11 @@ def worker(method: str, root: str, split: str, trace: bool) -> dict:
     return out
 
 
-def run_worker(method: str, root: str, split: str, trace: bool) -> dict:
+def run_worker(method: str, root: str, split: str, trace: bool,
+               old_dir: str = '') -> dict:
     cmd = [
         sys.executable, __file__, '--worker', method, '--root', root,
-        '--split', split
+        '--split', split, '--old-dir', old_dir
     ] + (['--trace'] if trace else [])
     res = subprocess.run(
         cmd, cwd=ROOT, capture_output=True, text=True, check=False,
@@ -241,6 +275,37 @@ def run_worker(method: str, root: str, split: str, trace: bool) -> dict:
     if res.returncode:
         raise RuntimeError(f'{method}/{split} failed:\n{res.stderr}')
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def compare_readers(root: str, args: argparse.Namespace) -> None:
+    """Old scanner vs ijson vs json.load on the same instances.json."""
+    with tempfile.TemporaryDirectory() as old_dir:
+        source = subprocess.run(
+            ['git', 'show',
+             f'{args.old_rev}:projects/magnet/datasets/json_stream.py'],
+            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        with open(osp.join(old_dir, 'old_json_stream.py'), 'w') as f:
+            f.write(source)
+        rows = []
+        for method in ('read-old', 'read-ijson', 'read-json'):
+            runs = [run_worker(method, root, '', False, old_dir)
+                    for _ in range(args.repeat)]
+            rows.append(dict(
+                method=method, items=runs[0]['items'],
+                seconds=min(r['seconds'] for r in runs),
+                cpu_seconds=min(r['cpu_seconds'] for r in runs),
+                peak_rss_mb=max(r['peak_rss_mb'] for r in runs)))
+    size = osp.getsize(osp.join(root, 'refcoco', 'instances.json')) / 2**20
+    print(f'instances.json: {size:.1f} MB')
+    print(f'{"reader":12} {"elements":>9} {"wall s":>7} {"CPU s":>6} '
+          f'{"peak RSS MB":>11}')
+    for row in rows:
+        print(f'{row["method"]:12} {row["items"]:9d} {row["seconds"]:7.2f} '
+              f'{row["cpu_seconds"]:6.2f} {row["peak_rss_mb"]:11.1f}')
+    print(json.dumps(dict(instances_mb=size, readers=rows)))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(instances_mb=size, readers=rows), f, indent=2)
 
 
 def main():
@@ -253,6 +318,12 @@ def main():
                         'the machine may be shared)')
     parser.add_argument('--root', help='reuse/keep annotations here')
     parser.add_argument('--json', help='also write the results here')
+    parser.add_argument('--readers', action='store_true',
+                        help='measure only the reading of instances.json: '
+                        'the old hand-written scanner, ijson, json.load')
+    parser.add_argument('--old-rev', default=OLD_REV,
+                        help='git revision of the old json_stream.py')
+    parser.add_argument('--old-dir', default='', help=argparse.SUPPRESS)
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     parser.add_argument('--split', help=argparse.SUPPRESS)
     parser.add_argument('--trace', action='store_true',
@@ -260,7 +331,7 @@ def main():
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.root, args.split,
-                                args.trace)))
+                                args.trace, args.old_dir)))
         return
 
     tmp = None
@@ -275,6 +346,11 @@ def main():
     else:
         info = dict(reused=root)
     print('annotation set:', json.dumps(info))
+    if args.readers:
+        compare_readers(root, args)
+        if tmp is not None:
+            tmp.cleanup()
+        return
     methods = ['naive', 'ours', 'ours-per-ref']
     rows = []
     for split in args.splits:

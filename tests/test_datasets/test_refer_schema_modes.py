@@ -90,7 +90,8 @@ CASES = {
         lambda r, i, a: r[1].update(ann_id=999), ['ref_id=2', 'ann_id',
                                                   '999']),
     'ref to a missing image': (
-        lambda r, i, a: i.pop(1) and None, ['ref_id=2', 'image_id', '2', 'not in']),
+        lambda r, i, a: i.pop(1) and None,
+        ['ref_id=2', 'image_id', '2', 'not in']),
     'annotation to a missing image': (
         lambda r, i, a: a[1].update(image_id=77), ['image_id', '77']),
     'truncated instances.json': (

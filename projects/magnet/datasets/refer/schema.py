@@ -255,7 +255,8 @@ def _check_item(item: Any, key: str, index: int, file: str,
     if item_id in seen:
         problems.add(Problem(
             file, where, f'duplicate {what} id {item_id} (also '
-            f'"{key}"[{seen[item_id]}]); ids must be unique', f'{key} repeat an id', 'duplicate', item_id,
+            f'"{key}"[{seen[item_id]}]); ids must be unique',
+            f'{key} repeat an id', 'duplicate', item_id,
             f'"{key}"[{seen[item_id]}]'))
         return None
     seen[item_id] = index
