@@ -1,5 +1,6 @@
-"""Benchmark tools (JSON keys, no timing assertions) and the speed switches
-(same outputs)."""
+"""Benchmark tools: ``benchmark.py`` in its three modes, ``get_flops.py``
+and ``.dev_scripts/profile_model.py --mode inference`` (JSON keys, no timing
+assertions), and the speed switches (same outputs)."""
 import json
 import os
 import os.path as osp
@@ -11,7 +12,10 @@ import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-from projects.magnet.engine.benchmarking import BENCHMARK_KEYS, dummy_batch
+from projects.magnet.engine.benchmarking import (BENCHMARK_KEYS,
+                                                 apply_switches, dummy_batch)
+from projects.magnet.engine.profiling import matrix_split
+from projects.magnet.utils.errors import InvalidInputError
 
 from ..conftest import REPO_ROOT, load_tool, tiny_magnet_cfg
 
@@ -19,11 +23,7 @@ CPU_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'magnet',
     'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
 TOOLS = osp.join(REPO_ROOT, 'tools', 'analysis_tools')
-
-
-def apply_switches(model, **kwargs):
-    tool = load_tool('tools/analysis_tools/benchmark.py')
-    return tool.apply_switches(model, **kwargs)
+BENCHMARK = osp.join(TOOLS, 'benchmark.py')
 
 
 def _run_json(args):
@@ -37,11 +37,12 @@ def _run_json(args):
 def test_benchmark_json(tmp_path):
     out = tmp_path / 'bench.json'
     res = _run_json([
-        osp.join(TOOLS, 'benchmark.py'), CPU_CONFIG, '--shape', '64', '64',
+        BENCHMARK, CPU_CONFIG, '--shape', '64', '64',
         '--batch', '2', '--repeat', '2', '--warmup', '1', '--threads', '1',
         '--out', str(out)
     ])
     assert set(BENCHMARK_KEYS) <= set(res)
+    assert res['mode'] == 'inference' and res['checkpoint'] is None
     assert res == json.loads(out.read_text())
     assert res['batch'] == 2 and res['shape'] == [64, 64]
     assert len(res['times_s']) == 2 and res['median_s'] > 0
@@ -74,10 +75,11 @@ def test_get_flops_json(tmp_path):
 
 def test_profile_inference_json():
     res = _run_json([
-        osp.join(REPO_ROOT, '.dev_scripts', 'profile_inference.py'),
+        osp.join(REPO_ROOT, '.dev_scripts', 'profile_model.py'),
         CPU_CONFIG, '--shape', '64', '64', '--threads', '1', '--repeat', '1',
         '--top', '5'
     ])
+    assert res['mode'] == 'inference'  # the default mode
     assert res['total_s'] > 0 and res['threads'] == 1
     names = {m['module']: m for m in res['modules']}
     # repeated modules are folded and summed, nested ones are included
@@ -102,7 +104,6 @@ def test_profile_inference_json():
 
 
 def test_profile_matrix_split_arithmetic():
-    matrix_split = load_tool('.dev_scripts/profile_inference.py').matrix_split
     split = matrix_split(matrix_s=1.5, other_s=0.5, gflop=300.0,
                          peak_gflop_s=150.0)
     assert split['matrix_share'] == 0.75
@@ -112,12 +113,31 @@ def test_profile_matrix_split_arithmetic():
 
 def test_benchmark_train_json():
     res = _run_json([
-        osp.join(TOOLS, 'benchmark_train.py'), CPU_CONFIG, '--shape', '64',
+        BENCHMARK, CPU_CONFIG, '--mode', 'train', '--shape', '64',
         '64', '--batch', '2', '--repeat', '1', '--warmup', '0',
         '--threads', '1', '--channels-last'
     ])
+    assert res['mode'] == 'train' and len(res['times_s']) == 1
     assert res['images_per_s'] > 0 and res['peak_memory_mib'] > 0
     assert res['batch'] == 2 and res['channels_last'] is True
+
+
+def test_benchmark_train_takes_batch_and_shape_from_the_config():
+    """Without --batch / --shape: the config (with --cfg-options) decides;
+    the training modes time random weights only."""
+    tool = load_tool('tools/analysis_tools/benchmark.py')
+    args = tool.parse_args([CPU_CONFIG, '--mode', 'train', '--repeat', '1',
+                            '--warmup', '0', '--cfg-options',
+                            'train_dataloader.batch_size=1',
+                            'img_scale=(96,64)'])
+    assert args.repeat == 1 and args.checkpoint is None
+    res = tool.run_train(args)
+    assert res['batch'] == 1 and res['shape'] == [64, 96]  # img_scale: W, H
+    assert tool.parse_args([CPU_CONFIG]).repeat == 5  # inference default
+    assert tool.parse_args([CPU_CONFIG, '--mode', 'train']).repeat == 3
+    for mode in ('train', 'memory'):
+        with pytest.raises(InvalidInputError, match='w.pth.*inference only'):
+            tool.parse_args([CPU_CONFIG, 'w.pth', '--mode', mode])
 
 
 def _outputs_before_and_after(batch, switch):
@@ -151,14 +171,17 @@ def test_compiled_same_outputs():
 def test_benchmark_memory_reports_checkpointing_savings():
     """Each variant in its own process; ratios to plain in the same run;
     checkpointing both encoders keeps fewer activations for backward."""
-    result = _run_json([osp.join(TOOLS, 'benchmark_memory.py'), CPU_CONFIG,
+    result = _run_json([BENCHMARK, CPU_CONFIG, '--mode', 'memory',
                         '--batch', '2', '--shape', '64', '64',
                         '--threads', '1', '--variants', 'plain', 'both'])
+    assert result['mode'] == 'memory'
+    assert list(result['variants']) == ['plain', 'both']
     plain, both = result['variants']['plain'], result['variants']['both']
     for r in (plain, both):
         for key in ('step_peak_mib', 'saved_activations_mib', 'loss',
                     'saved_activations_ratio', 'step_peak_ratio'):
             assert key in r, key
+        assert r['batch'] == 2 and r['shape'] == [64, 64]
     assert plain['saved_activations_ratio'] == 1.0
     assert 0 < both['saved_activations_mib'] < plain['saved_activations_mib']
     assert both['loss'] == plain['loss']  # same step, recomputed

@@ -1,5 +1,6 @@
-"""``.dev_scripts/profile_train_step.py``: the split of a training
-step adds up (no assertions on the speed itself)."""
+"""``.dev_scripts/profile_model.py --mode train``: the split of a training
+step adds up (no assertions on the speed itself); its pieces in
+``projects/magnet/engine/profiling.py``."""
 import json
 import os
 import os.path as osp
@@ -9,21 +10,18 @@ import sys
 import pytest
 import torch
 
+from projects.magnet.engine import profiling
+
 from ..conftest import (REPO_ROOT, load_tool, make_data_samples,
                         tiny_magnet_cfg)
 
 CPU_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'magnet',
     'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
-TOOL = osp.join(REPO_ROOT, '.dev_scripts', 'profile_train_step.py')
-SMALL = ['--batch', '2', '--shape', '64', '64', '--repeat', '1',
-         '--threads', '1']
+TOOL = osp.join(REPO_ROOT, '.dev_scripts', 'profile_model.py')
+SMALL = ['--mode', 'train', '--batch', '2', '--shape', '64', '64',
+         '--repeat', '1', '--threads', '1']
 TOL = 2e-3  # seconds: rounding and the timers' own calls
-
-
-@pytest.fixture(scope='module')
-def tool():
-    return load_tool('.dev_scripts/profile_train_step.py')
 
 
 def _run(args):
@@ -60,6 +58,7 @@ def _check_step(res):
         sum(res['optimizer_parts_s'].values()), abs=TOL)
     assert res['images_per_s'] == pytest.approx(
         res['batch'] / res['step_s'], rel=1e-2)
+    assert res['mode'] == 'train'
     assert res['threads'] == 1 and res['torch'] == torch.__version__
     assert res['matmul_peak_gflop_s'] > 0 and len(res['times_s']) == 1
 
@@ -90,7 +89,7 @@ def test_profile_train_step_default(tmp_path):
     assert 'mask_grounding_pass' in table and 'backward' in table
 
 
-def test_profile_train_step_real_data_without_mg(tmp_path, tool):
+def test_profile_train_step_real_data_without_mg(tmp_path):
     data = str(tmp_path / 'refsynth')
     gen = load_tool('tools/dataset_converters/generate_refer_dataset.py')
     gen.main(['--out', data, '--num-train-images', '4', '--num-val-images',
@@ -115,7 +114,7 @@ def test_profile_train_step_real_data_without_mg(tmp_path, tool):
     assert 'data loading' in table
 
 
-def test_part_timer_nesting_context_and_removal(tool):
+def test_part_timer_nesting_context_and_removal():
 
     class Thing:
         def outer(self):
@@ -127,7 +126,7 @@ def test_part_timer_nesting_context_and_removal(tool):
     thing = Thing()
     own = thing.inner  # an instance attribute that must come back
     thing.inner = own
-    timer = tool.PartTimer()
+    timer = profiling.PartTimer()
     timer.wrap(thing, 'outer', 'part', context='inside')
     timer.wrap(thing, 'inner', 'part')
     timer.wrap(thing, 'inner', 'other')
@@ -142,14 +141,14 @@ def test_part_timer_nesting_context_and_removal(tool):
     assert 'outer' not in vars(thing) and vars(thing)['inner'] is own
 
 
-def test_attach_timers_on_magnet(tool):
+def test_attach_timers_on_magnet():
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
     init_default_scope('mmseg')
     torch.manual_seed(0)
     model = MODELS.build(tiny_magnet_cfg()).train()
     samples = make_data_samples(2)
-    timer = tool.attach_timers(model)
+    timer = profiling.attach_timers(model)
     try:
         model.loss(torch.randn(2, 3, 64, 64), samples)
     finally:
@@ -165,4 +164,4 @@ def test_attach_timers_on_magnet(tool):
         assert not any(callable(v) and getattr(v, '__name__', '') == 'timed'
                        for v in vars(obj).values())
     with pytest.raises(TypeError, match='not a MagNet'):
-        tool.attach_timers(torch.nn.Linear(2, 2))
+        profiling.attach_timers(torch.nn.Linear(2, 2))

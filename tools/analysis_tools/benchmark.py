@@ -1,23 +1,67 @@
-"""Inference benchmark of a MagNet config: latency, throughput, peak memory,
-FLOPs and achieved GFLOP/s next to the machine's fp32 matmul peak.
+"""Speed and memory benchmark of a MagNet config: inference, training step
+or the peak memory of a training step.
 
 Usage:
-    python tools/analysis_tools/benchmark.py CONFIG [--checkpoint CKPT] \
-        [--shape H W] [--batch B] [--device cpu|cuda] [--repeat N] \
-        [--warmup N] [--threads T] [--channels-last] [--compile] \
-        [--out result.json]
+    python tools/analysis_tools/benchmark.py CONFIG [CHECKPOINT] \
+        [--mode inference|train|memory] [--repeat N] [--warmup N] \
+        [--shape H W] [--batch B] [--device cpu|cuda] [--threads T] \
+        [--channels-last] [--compile] [--cfg-options K=V ...] \
+        [--variants plain swin_cp ...] [--out result.json]
 
-Random weights unless ``--checkpoint`` is given (pretrained ``init_cfg``
-entries are dropped, so nothing is downloaded). The input is a random
-normalised image batch with a 20-slot expression (10 real tokens); the timed
-call is ``model.predict`` (encoder, head, upsampling, sigmoid/threshold)
-under ``torch.inference_mode``. Peak memory is the process peak RSS on CPU
-(build + timed runs, read before FLOP counting) and the allocator peak on
-CUDA. FLOPs come from ``torch.utils.flop_counter`` (matmul/conv/attention).
-Prints one JSON object (and writes it to ``--out``).
+Random weights unless CHECKPOINT is given (inference only; pretrained
+``init_cfg`` entries are dropped, so nothing is downloaded). Prints one JSON
+object (and writes it to ``--out``).
+
+``--mode inference`` (default): the timed call is ``model.predict``
+(encoder, head, upsampling, sigmoid/threshold) under
+``torch.inference_mode`` (``--grad-mode no_grad``: ``torch.no_grad``) on a
+random normalised image batch (default 1 x 480x480) with a 20-slot
+expression (10 real tokens), after ``--warmup`` calls; median/min/max of
+``--repeat`` (default 5) calls, throughput, peak memory (process peak RSS on
+CPU, build + timed runs, read before FLOP counting; the allocator peak on
+CUDA), FLOPs (``torch.utils.flop_counter``: matmul/conv/attention) and the
+achieved GFLOP/s next to the machine's fp32 matmul peak.
+
+``--mode train``: one step = ``model.loss`` (forward + losses) on a random
+batch with ground-truth masks, ``parse_losses``, backward and the config's
+optimizer update (``optim_wrapper``, built by mmengine); batch and shape
+default to the config's train batch size and ``img_scale``; ``--repeat``
+defaults to 3. Images/s and peak memory.
+
+``--mode memory``: the peak memory of one training step with gradient
+checkpointing / AMP. Each variant runs in its own process (a fresh
+allocator): build, one warm-up step (creates the optimizer state), then one
+measured step. Reported per variant, and as a ratio to ``plain`` measured in
+the same run:
+
+* ``step_peak_mib``: peak memory of the step above what was resident before
+  it: on CUDA the allocator's peak (``max_memory_allocated``), on the CPU the
+  process's peak RSS (``VmHWM``, reset through ``/proc/self/clear_refs``
+  right before the step; Linux);
+* ``saved_activations_mib``: bytes autograd keeps for the backward pass
+  (unique storages packed by ``saved_tensors_hooks``, parameters and buffers
+  excluded): what checkpointing removes, independent of the allocator.
+
+Variants: ``swin_cp`` = ``backbone.with_cp``, ``bert_cp`` =
+``text_encoder.with_cp``, ``both``; ``amp`` = the mixed-precision wrapper
+``tools/train.py --amp`` picks (bf16 autocast on the CPU), ``amp_both`` =
+AMP + both checkpointing switches.
+
+``--channels-last`` converts the images and conv weights; ``--compile``
+compiles the Swin blocks, the pixel decoder and the transformer decoder
+(``torch.compile``, static shapes). Both are opt-in: measure them on your
+machine (docs/performance.md has the numbers measured here).
 """
+from __future__ import annotations
+
+import argparse
+import json
+import os
 import os.path as osp
+import subprocess
 import sys
+import tempfile
+from typing import Dict
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -25,58 +69,77 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 from projects.magnet.engine import benchmarking as B  # noqa: E402
+from projects.magnet.engine.benchmarking import apply_switches  # noqa: E402
+from projects.magnet.utils.errors import InvalidInputError  # noqa: E402
+
+MODES = ('inference', 'train', 'memory')
+#: ``--repeat`` when not given
+REPEAT = dict(inference=5, train=3)
+#: memory variants: Swin / BERT gradient checkpointing, mixed precision
+VARIANTS: Dict[str, dict] = {
+    'plain': dict(swin=False, bert=False, amp=False),
+    'swin_cp': dict(swin=True, bert=False, amp=False),
+    'bert_cp': dict(swin=False, bert=True, amp=False),
+    'both': dict(swin=True, bert=True, amp=False),
+    'amp': dict(swin=False, bert=False, amp=True),
+    'amp_both': dict(swin=True, bert=True, amp=True),
+}
 
 
-def parse_args(argv=None):
-    parser = B.tool_parser(__doc__)
-    parser.add_argument('--checkpoint')
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--repeat', type=int, default=5)
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--grad-mode', choices=('inference', 'no_grad'),
-                        default='inference',
-                        help='torch.inference_mode (default) or no_grad')
-    parser.add_argument('--channels-last', action='store_true',
-                        help='channels-last images and conv weights')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile the Swin blocks and the head')
-    parser.add_argument('--no-flops', action='store_true')
-    parser.add_argument('--no-matmul-peak', action='store_true')
-    return parser.parse_args(argv)
+def parse_args(argv=None) -> argparse.Namespace:
+    p = B.tool_parser(
+        __doc__, shape=None, batch=None,
+        shape_help='inference: 480 480; train / memory: the config\'s '
+        'img_scale',
+        batch_help='inference: 1; train / memory: the config\'s train '
+        'batch size')
+    p.add_argument('checkpoint', nargs='?',
+                   help='weights to time (inference; default: random)')
+    p.add_argument('--mode', choices=MODES, default='inference')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--repeat', type=int, default=None,
+                   help='timed calls / steps (inference: 5, train: 3)')
+    p.add_argument('--warmup', type=int, default=1)
+    p.add_argument('--channels-last', action='store_true',
+                   help='channels-last images and conv weights')
+    p.add_argument('--compile', action='store_true',
+                   help='torch.compile the Swin blocks and the head')
+    B.add_cfg_options(p)
+    inference = p.add_argument_group('--mode inference')
+    inference.add_argument('--grad-mode', choices=('inference', 'no_grad'),
+                           default='inference',
+                           help='torch.inference_mode (default) or no_grad')
+    inference.add_argument('--no-flops', action='store_true')
+    inference.add_argument('--no-matmul-peak', action='store_true')
+    memory = p.add_argument_group('--mode memory')
+    memory.add_argument('--variants', nargs='+', default=list(VARIANTS),
+                        choices=list(VARIANTS))
+    memory.add_argument('--child', choices=list(VARIANTS),
+                        help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.checkpoint and args.mode != 'inference':
+        raise InvalidInputError(
+            f'CHECKPOINT {args.checkpoint}: --mode {args.mode} builds the '
+            'model with random weights; a checkpoint is timed by --mode '
+            'inference only')
+    if args.repeat is None:
+        args.repeat = REPEAT.get(args.mode, 1)
+    return args
 
 
-def apply_switches(model, channels_last=False, compile=False):
-    """The optional speed switches shared with the training benchmark."""
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if compile:
-        # in place (``nn.Module.compile``): parameter names are unchanged;
-        # the segmentor drives the backbone stage by stage, so its blocks
-        # are compiled one by one. Static shapes: the blocks share one code
-        # object and see a different map size per stage, which by default
-        # switches dynamo to symbolic shapes after the first recompile (its
-        # sympy work took longer than 30 CPU-minutes for the CPU config);
-        # blocks of one stage share a graph, so a stage costs one
-        # compilation per (shape, shift) and the limit is raised to fit.
-        torch._dynamo.config.recompile_limit = max(
-            torch._dynamo.config.recompile_limit,
-            4 * len(model.backbone.stages))
-        for stage in model.backbone.stages:
-            for block in stage.blocks:
-                block.compile(dynamic=False)
-        model.decode_head.pixel_decoder.compile(dynamic=False)
-        model.decode_head.transformer_decoder.compile(dynamic=False)
-    return model
+def _common(args, mode: str, batch: int, shape) -> dict:
+    return dict(mode=mode, config=args.config, device=args.device,
+                threads=torch.get_num_threads(), torch=torch.__version__,
+                batch=batch, shape=list(shape))
 
 
-def run(args):
+def run_inference(args) -> dict:
     device = args.device
-    model = B.build_model(args.config, args.checkpoint, device)
+    batch, shape = args.batch or 1, tuple(args.shape or (480, 480))
+    cfg = B.load_config(args.config, args.cfg_options)
+    model = B.build_model(cfg, args.checkpoint, device)
     model = apply_switches(model, args.channels_last, args.compile)
-    inputs, samples = B.dummy_batch(args.batch, args.shape, args.num_tokens,
-                                    args.real_tokens, device)
-    if args.channels_last:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    inputs, samples = B.dummy_inputs(args, batch, shape)
     grad_ctx = (torch.inference_mode
                 if args.grad_mode == 'inference' else torch.no_grad)
 
@@ -89,14 +152,11 @@ def run(args):
     timing = B.time_calls(call, args.warmup, args.repeat, device)
     peak, peak_kind = B.peak_memory_mib(device)
     result = dict(
-        config=args.config, checkpoint=args.checkpoint, device=device,
-        threads=torch.get_num_threads(), torch=torch.__version__,
-        batch=args.batch, shape=list(args.shape),
+        _common(args, 'inference', batch, shape), checkpoint=args.checkpoint,
         num_tokens=args.num_tokens, real_tokens=args.real_tokens,
         grad_mode=args.grad_mode, channels_last=args.channels_last,
         compile=args.compile, warmup=args.warmup, repeat=args.repeat,
-        **timing,
-        throughput_img_s=round(args.batch / timing['median_s'], 4),
+        **timing, throughput_img_s=round(batch / timing['median_s'], 4),
         peak_memory_mib=round(peak, 1), peak_memory_kind=peak_kind,
         num_parameters=sum(p.numel() for p in model.parameters()))
     gflops = None
@@ -117,8 +177,155 @@ def run(args):
     return result
 
 
+def run_train(args) -> dict:
+    cfg = B.load_config(args.config, args.cfg_options)
+    batch, shape = B.train_batch_shape(cfg, args.batch, args.shape)
+    model, optim_wrapper = B.build_for_training(
+        cfg, args.device, args.channels_last, args.compile)
+    inputs, samples = B.dummy_inputs(args, batch, shape, with_gt=True)
+
+    def step():
+        losses = model.loss(inputs, samples)
+        loss, _ = model.parse_losses(losses)
+        optim_wrapper.update_params(loss)
+        return loss
+
+    if str(args.device).startswith('cuda'):
+        torch.cuda.reset_peak_memory_stats()
+    timing = B.time_calls(step, args.warmup, args.repeat, args.device)
+    peak, kind = B.peak_memory_mib(args.device)
+    return dict(
+        _common(args, 'train', batch, shape), compile=args.compile,
+        channels_last=args.channels_last, warmup=args.warmup,
+        repeat=args.repeat, **timing,
+        images_per_s=round(batch / timing['median_s'], 4),
+        peak_memory_mib=round(peak, 1), peak_memory_kind=kind,
+        num_parameters=sum(p.numel() for p in model.parameters()))
+
+
+def _hwm_mib() -> float:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    raise OSError('no VmHWM in /proc/self/status')
+
+
+def _reset_hwm() -> None:
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
+
+
+def measure_memory(args) -> dict:
+    """One memory variant (``args.child``), in this process."""
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    from train import enable_amp  # the switch of tools/train.py --amp
+    variant = VARIANTS[args.child]
+    cfg = B.load_config(args.config, args.cfg_options)
+    cfg.model.backbone.with_cp = variant['swin']
+    cfg.model.text_encoder.with_cp = variant['bert']
+    if variant['amp']:
+        enable_amp(cfg)
+    batch, shape = B.train_batch_shape(cfg, args.batch, args.shape)
+    model, wrapper = B.build_for_training(cfg, args.device)
+    inputs, samples = B.dummy_inputs(args, batch, shape, with_gt=True)
+    saved: Dict[int, int] = {}
+    # weights saved for backward are resident anyway: not activations
+    resident = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    resident |= {b.untyped_storage().data_ptr() for b in model.buffers()}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in resident:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    def step(record: bool = False):
+        torch.manual_seed(0)
+        with wrapper.optim_context(model):
+            if record:
+                with torch.autograd.graph.saved_tensors_hooks(
+                        pack, lambda t: t):
+                    losses = model.loss(inputs, samples)
+            else:
+                losses = model.loss(inputs, samples)
+        loss, _ = model.parse_losses(losses)
+        wrapper.update_params(loss)
+        return float(loss)
+
+    step()  # warm-up: optimizer state, allocator pools
+    cuda = str(args.device).startswith('cuda')
+    if cuda:
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated() / 2**20
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        before = B.current_rss_mib()
+        _reset_hwm()
+    loss = step(record=True)
+    if cuda:
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = _hwm_mib()
+    return dict(variant=args.child, loss=round(loss, 4),
+                resident_before_mib=round(before, 1),
+                step_peak_mib=round(peak - before, 1),
+                saved_activations_mib=round(sum(saved.values()) / 2**20, 1),
+                batch=batch, shape=list(shape))
+
+
+def _child_command(args, config: str, name: str) -> list:
+    """This script's command line for one memory variant of ``config``."""
+    cmd = [sys.executable, osp.abspath(__file__), config, '--mode',
+           'memory', '--child', name, '--device', args.device,
+           '--num-tokens', str(args.num_tokens),
+           '--real-tokens', str(args.real_tokens)]
+    if args.batch:
+        cmd += ['--batch', str(args.batch)]
+    if args.shape:
+        cmd += ['--shape', *map(str, args.shape)]
+    if args.threads:
+        cmd += ['--threads', str(args.threads)]
+    return cmd
+
+
+def run_memory(args) -> dict:
+    results = {}
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+    with tempfile.TemporaryDirectory() as tmp:
+        # the children read the config as this process resolved it
+        # (--cfg-options included)
+        config = osp.join(tmp, 'config.py')
+        B.load_config(args.config, args.cfg_options).dump(config)
+        for name in args.variants:
+            proc = subprocess.run(_child_command(args, config, name),
+                                  capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                raise RuntimeError(f'variant {name} failed:\n' +
+                                   proc.stderr[-2000:])
+            results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+    base = results.get('plain')
+    for r in results.values():
+        if base:
+            for key in ('step_peak_mib', 'saved_activations_mib'):
+                r[key.replace('_mib', '_ratio')] = round(
+                    r[key] / base[key], 3) if base[key] else None
+    return dict(mode='memory', config=args.config, device=args.device,
+                threads=torch.get_num_threads(), torch=torch.__version__,
+                variants=results)
+
+
 def main(argv=None):
-    B.run_tool(run, parse_args(argv))
+    args = parse_args(argv)
+    if args.child:  # one memory variant, for run_memory's parent process
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        os.environ.setdefault('HF_HUB_OFFLINE', '1')
+        print(json.dumps(measure_memory(args)))
+        return
+    run = dict(inference=run_inference, train=run_train, memory=run_memory)
+    B.run_tool(run[args.mode], args)
 
 
 if __name__ == '__main__':

@@ -1,9 +1,12 @@
-"""Shared pieces of the benchmark tools (``tools/analysis_tools``).
+"""Shared pieces of the benchmark tools (``tools/analysis_tools/benchmark.py``
+in its three modes, ``get_flops.py``, ``.dev_scripts/profile_model.py``).
 
-Model building without pretrained downloads, a dummy (image, expression)
-batch, FLOP counting with ``torch.utils.flop_counter``, a dense fp32 matmul
-peak, peak-memory readings and a timing loop. Nothing here is used by the
-model itself.
+Model building without pretrained downloads (for inference, or for training
+with the config's optimizer), a dummy (image, expression) batch, the
+optional speed switches, FLOP counting with ``torch.utils.flop_counter``, a
+dense fp32 matmul peak, peak-memory readings, a timing loop and the shared
+command line. Nothing here is used by the model itself. The profiler's
+pieces are in :mod:`projects.magnet.engine.profiling`.
 """
 from __future__ import annotations
 
@@ -91,6 +94,63 @@ def build_model(config, checkpoint: Optional[str] = None,
     return model.to(device).eval()
 
 
+def load_config(path: str, cfg_options: Optional[dict] = None):
+    """``Config.fromfile(path)`` with ``--cfg-options`` merged in."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def train_batch_shape(cfg, batch: Optional[int] = None,
+                      shape: Optional[Sequence[int]] = None
+                      ) -> Tuple[int, Tuple[int, int]]:
+    """``batch`` and ``(H, W)``, or by default the config's train batch size
+    and ``img_scale`` (``(W, H)``; 480x480 without one)."""
+    batch = batch or cfg.get('train_dataloader', {}).get('batch_size', 1)
+    shape = tuple(shape or tuple(cfg.get('img_scale', (480, 480)))[::-1])
+    return int(batch), shape
+
+
+def build_for_training(cfg, device: str = 'cpu', channels_last=False,
+                       compile=False):
+    """The config's model in train mode (random weights, training-only
+    modules included, the speed switches applied) and its ``optim_wrapper``
+    built by mmengine. Returns ``(model, optim_wrapper)``."""
+    from mmengine.optim import build_optim_wrapper
+    model = build_model(cfg, device=device, inference=False)
+    model.train()
+    model = apply_switches(model, channels_last, compile)
+    return model, build_optim_wrapper(model, cfg.optim_wrapper)
+
+
+def apply_switches(model: torch.nn.Module, channels_last: bool = False,
+                   compile: bool = False) -> torch.nn.Module:
+    """The optional speed switches (``--channels-last``, ``--compile``) of
+    the inference and training benchmarks."""
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        # in place (``nn.Module.compile``): parameter names are unchanged;
+        # the segmentor drives the backbone stage by stage, so its blocks
+        # are compiled one by one. Static shapes: the blocks share one code
+        # object and see a different map size per stage, which by default
+        # switches dynamo to symbolic shapes after the first recompile (its
+        # sympy work took longer than 30 CPU-minutes for the CPU config);
+        # blocks of one stage share a graph, so a stage costs one
+        # compilation per (shape, shift) and the limit is raised to fit.
+        torch._dynamo.config.recompile_limit = max(
+            torch._dynamo.config.recompile_limit,
+            4 * len(model.backbone.stages))
+        for stage in model.backbone.stages:
+            for block in stage.blocks:
+                block.compile(dynamic=False)
+        model.decode_head.pixel_decoder.compile(dynamic=False)
+        model.decode_head.transformer_decoder.compile(dynamic=False)
+    return model
+
+
 def dummy_batch(batch: int = 1,
                 shape: Sequence[int] = (480, 480),
                 num_tokens: int = 20,
@@ -123,6 +183,20 @@ def dummy_batch(batch: int = 1,
             gt[:, y0:y0 + h // 3, x0:x0 + w // 3] = 1
             sample.gt_sem_seg = PixelData(data=gt.to(device))
         samples.append(sample)
+    return inputs, samples
+
+
+def dummy_inputs(args: argparse.Namespace, batch: int,
+                 shape: Sequence[int], with_gt: bool = False):
+    """:func:`dummy_batch` from the shared options (``--num-tokens``,
+    ``--real-tokens``, ``--device``, ``--channels-last`` when present):
+    ``(inputs (B, 3, H, W), data samples)``."""
+    inputs, samples = dummy_batch(batch, shape, args.num_tokens,
+                                  args.real_tokens,
+                                  getattr(args, 'device', 'cpu'),
+                                  with_gt=with_gt)
+    if getattr(args, 'channels_last', False):
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
     return inputs, samples
 
 
@@ -241,7 +315,10 @@ def tool_parser(doc: str, shape=(480, 480), batch=1,
     """Argument parser with the options every benchmark tool shares:
     ``config``, ``--shape H W``, ``--batch``, ``--threads``,
     ``--num-tokens``, ``--real-tokens`` and ``--out``."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=doc.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(doc.splitlines()[1:]))
     parser.add_argument('config')
     parser.add_argument('--shape', type=int, nargs=2, default=shape,
                         metavar=('H', 'W'), help=shape_help)
@@ -254,6 +331,14 @@ def tool_parser(doc: str, shape=(480, 480), batch=1,
                         help='real (non-padding) tokens among them')
     parser.add_argument('--out', help='also write the JSON here')
     return parser
+
+
+def add_cfg_options(parser: argparse.ArgumentParser) -> None:
+    """``--cfg-options KEY=VALUE ...`` (mmengine's ``DictAction``, checked
+    by the project's action)."""
+    from projects.magnet.utils import CfgOptionsAction
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                        help='override config entries, KEY=VALUE')
 
 
 def run_tool(run: Callable[[argparse.Namespace], dict],

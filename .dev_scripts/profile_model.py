@@ -1,16 +1,46 @@
-"""Where the time of one MagNet training step goes: per part and per module.
+"""Where the time of a MagNet config goes, at inference or in one training
+step: per part, per module and per op (developer tool).
 
 Usage:
-    python .dev_scripts/profile_train_step.py CONFIG [--batch B] \
-        [--shape H W] [--threads T] [--repeat N] [--real-data] \
-        [--depth D] [--top K] [--out FILE] [--cfg-options KEY=VALUE ...]
+    python .dev_scripts/profile_model.py CONFIG [--mode inference|train] \
+        [--shape H W] [--batch B] [--threads T] [--num-tokens N] \
+        [--real-tokens R] [--depth D] [--repeat N] [--top K] [--out FILE] \
+        [--real-data] [--cfg-options KEY=VALUE ...]
 
-One step = ``model.loss`` (forward + losses) + ``parse_losses`` + backward
-+ the config's optimizer update (``optim_wrapper``: ``scale_loss`` and
-``backward``, then ``step`` and ``zero_grad``, as ``update_params`` does),
-random weights (pretrained ``init_cfg`` entries dropped, as in
-``benchmark_train.py``), after one warm-up step. Every number is the median
-over ``--repeat`` steps:
+Random weights (pretrained ``init_cfg`` entries dropped), the dummy input of
+``tools/analysis_tools/benchmark.py``; the pieces are in
+``projects/magnet/engine/profiling.py``. Output: one JSON object (printed,
+and written to ``--out``); ``--mode train`` also prints a table on stderr.
+
+``--mode inference`` (default): two views of ``model.predict`` under
+``torch.inference_mode``, after one warm-up call:
+
+* ``modules``: inclusive wall time of every module with fewer than
+  ``--depth`` dots in its name, summed over its calls and averaged over
+  ``--repeat`` calls (forward pre/post hooks; indices are folded,
+  ``stages.*.blocks.*``). Modules whose methods are called directly rather
+  than through ``__call__`` are inside their parent's time only. FLOPs per
+  module: ``tools/analysis_tools/get_flops.py``;
+* ``ops``: the ``--top`` ATen ops by self CPU time of one call
+  (``torch.profiler``; the profiler adds overhead to many small ops, so
+  read these as shares, and time A/B changes with ``benchmark.py``);
+* ``matrix_split``: that profiled call split into the matrix-product
+  kernels (``addmm``, ``mm``, ``bmm``, ``baddbmm``, the CPU
+  ``scaled_dot_product_attention`` kernel, convolutions) and everything
+  else, with the matrix-product FLOPs (``get_flops.py``'s counter), the
+  rate they run at and the time they would take at the matmul peak
+  measured in the same run. This is the floor of the forward as written:
+  no reordering of the same kernels gets below ``matrix_at_peak_s``, and
+  ``other_s`` is what fused kernels could still remove.
+
+``total_s`` is the median wall time of the calls with hooks attached.
+
+``--mode train``: one step = ``model.loss`` (forward + losses) +
+``parse_losses`` + backward + the config's optimizer update
+(``optim_wrapper``: ``scale_loss`` and ``backward``, then ``step`` and
+``zero_grad``, as ``update_params`` does, and as ``benchmark.py --mode
+train`` times it), after one warm-up step. Every number is the median over
+``--repeat`` steps:
 
 * ``forward_parts_s``: inclusive wall time of the calls of each part
   within ``model.loss``; the methods are wrapped on the model's instances
@@ -46,15 +76,12 @@ over ``--repeat`` steps:
   the dummy batch of ``benchmark.py``;
 * ``modules``: inclusive forward wall time of every module with fewer
   than ``--depth`` dots in its name, summed over its calls in a step (both
-  encodes; forward hooks of ``profile_inference.py``, ``--depth 0``: none);
+  encodes; the forward hooks of ``--mode inference``; ``--depth 0``:
+  none);
 * ``ops`` (``--top K`` > 0): the K ATen ops by self CPU time of one more
   step under ``torch.profiler`` (backward and optimizer ops included) and
   that step's matrix-product share (``matrix_s`` / ``other_s``).
-
-A table goes to stderr; the JSON object is printed and written to
-``--out``.
 """
-import collections
 import copy
 import os.path as osp
 import statistics
@@ -67,135 +94,65 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 from projects.magnet.engine import benchmarking as B  # noqa: E402
+from projects.magnet.engine.profiling import (  # noqa: E402
+    attach_timers, matrix_split, median_record, profile_ops, step_record,
+    time_modules)
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from profile_inference import profile_ops, time_modules  # noqa: E402
-
-#: ``forward_parts_s`` keys, in the order of a step.
-FORWARD_PARTS = ('vision_stages', 'language_stages', 'vision_fusion',
-                 'language_fusion', 'decode_head', 'alignment_loss',
-                 'mask_grounding_pass', 'other')
-ENCODE_PARTS = FORWARD_PARTS[:4]
-#: (attribute path of the object, method, part); the object may be absent.
-TIMED_METHODS = (
-    ('backbone', 'embed', 'vision_stages'),
-    ('backbone', 'forward_blocks', 'vision_stages'),
-    ('text_encoder', 'embed', 'language_stages'),
-    ('text_encoder', 'forward_stage', 'language_stages'),
-    ('backbone', 'fuse', 'vision_fusion'),
-    ('text_encoder', 'fuse', 'language_fusion'),
-    ('decode_head', 'loss', 'decode_head'),
-    ('decode_head', 'forward', 'decode_head'),
-    ('decode_head', 'loss_by_feat', 'decode_head'),
-    ('', 'sentence_embedding', 'alignment_loss'),
-    ('alignment_loss', 'forward', 'alignment_loss'),
-    ('', 'encode', 'encode'),
-    ('mask_grounding', 'loss', 'head'),
-)
-#: the call that switches the context of the parts inside it
-MG_CALL = ('', 'mask_grounding_loss', 'mask_grounding_pass')
 WIDTH = 52  # label column of the table
 
 
 def parse_args(argv=None):
-    from projects.magnet.utils import CfgOptionsAction
     p = B.tool_parser(
         __doc__, shape=None, batch=None,
-        shape_help='dummy batch size (default: the config\'s img_scale, '
-        'else 480 480); --real-data uses the pipeline\'s',
-        batch_help='default: the config\'s train batch size')
+        shape_help='dummy batch size (inference: 480 480; train: the '
+        'config\'s img_scale); --real-data uses the pipeline\'s',
+        batch_help='inference: 1; train: the config\'s train batch size')
+    p.add_argument('--mode', choices=('inference', 'train'),
+                   default='inference')
     p.add_argument('--repeat', type=int, default=3,
-                   help='timed steps (median), after one warm-up step')
-    p.add_argument('--real-data', action='store_true',
-                   help='time the config\'s train dataloader and train on '
-                   'its first batch')
+                   help='timed calls / steps, after one warm-up')
     p.add_argument('--depth', type=int, default=5,
                    help='deepest module name (dots) in "modules" (0: none)')
-    p.add_argument('--top', type=int, default=0,
-                   help='ATen ops of one profiled step (0: no op profile)')
-    p.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
-                   help='override config entries, KEY=VALUE')
-    return p.parse_args(argv)
+    p.add_argument('--top', type=int, default=None,
+                   help='ATen ops of one profiled call or step (inference: '
+                   '20, train: 0 = no op profile)')
+    p.add_argument('--real-data', action='store_true',
+                   help='train: time the config\'s train dataloader and '
+                   'train on its first batch')
+    B.add_cfg_options(p)
+    args = p.parse_args(argv)
+    if args.top is None:
+        args.top = 20 if args.mode == 'inference' else 0
+    return args
 
 
-class PartTimer:
-    """Inclusive wall time of named method calls, by (context, part).
+def profile_inference(args) -> dict:
+    batch, shape = args.batch or 1, tuple(args.shape or (480, 480))
+    model = B.build_model(B.load_config(args.config, args.cfg_options))
+    inputs, samples = B.dummy_inputs(args, batch, shape)
 
-    Methods are wrapped on the instance (an attribute that shadows the
-    class's method) and restored by :meth:`remove`. A part's nested calls
-    (``decode_head.loss`` calling ``forward``) count once. A call wrapped
-    with a ``context`` runs its inner calls in that context; its own time
-    goes to the context it was called from.
-    """
+    def call():
+        with torch.inference_mode():
+            model.predict(inputs, samples)
 
-    def __init__(self):
-        self.context = 'main'
-        self.totals = collections.defaultdict(float)
-        self._depth = collections.Counter()
-        self._saved = []
-
-    @property
-    def attached(self) -> bool:
-        return bool(self._saved)
-
-    def wrap(self, obj, method: str, part: str, context: str = None):
-        original = getattr(obj, method)
-
-        def timed(*args, **kwargs):
-            outer, caller = self._depth[part] == 0, self.context
-            self._depth[part] += 1
-            if context:
-                self.context = context
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                elapsed = time.perf_counter() - start
-                self.context = caller
-                self._depth[part] -= 1
-                if outer:
-                    self.totals[f'{caller}.{part}'] += elapsed
-
-        self._saved.append((obj, method, vars(obj).get(method),
-                            method in vars(obj)))
-        setattr(obj, method, timed)
-
-    def remove(self):
-        for obj, method, value, had in reversed(self._saved):
-            if had:
-                setattr(obj, method, value)
-            else:
-                delattr(obj, method)
-        self._saved.clear()
-
-    def pop(self) -> dict:
-        """The totals so far (then cleared)."""
-        totals = dict(self.totals)
-        self.totals.clear()
-        return totals
-
-
-def _attr(model, path: str):
-    obj = model
-    for name in filter(None, path.split('.')):
-        obj = getattr(obj, name, None)
-    return obj
-
-
-def attach_timers(model) -> PartTimer:
-    """A :class:`PartTimer` on the MagNet methods of ``TIMED_METHODS``."""
-    missing = [m for m in ('encode', 'mask_grounding_loss')
-               if not hasattr(model, m)]
-    if missing:
-        raise TypeError(f'{type(model).__name__} is not a MagNet segmentor '
-                        f'(no {missing})')
-    timer = PartTimer()
-    for path, method, part in TIMED_METHODS:
-        obj = _attr(model, path)
-        if obj is not None:
-            timer.wrap(obj, method, part)
-    timer.wrap(model, MG_CALL[1], MG_CALL[2], context='mask_grounding')
-    return timer
+    call()  # warm-up
+    seconds, counts, total = time_modules(model, call, args.depth,
+                                          args.repeat)
+    modules = [
+        dict(module=key, seconds=round(sec, 4), calls=counts[key])
+        for key, sec in sorted(seconds.items(), key=lambda kv: -kv[1])
+    ]
+    ops, matrix_s, other_s = profile_ops(call, args.top)
+    with torch.inference_mode():
+        flops, _ = B.count_flops(lambda: model.predict(inputs, samples))
+    peak = B.matmul_peak_gflops()
+    return dict(
+        mode='inference', config=args.config, shape=list(shape),
+        batch=batch, threads=torch.get_num_threads(),
+        total_s=round(total, 4),
+        matmul_peak_gflop_s=round(peak, 1),
+        matrix_split=matrix_split(matrix_s, other_s, flops / 1e9, peak),
+        modules=modules, ops=ops)
 
 
 def data_loader(cfg, batch: int):
@@ -228,64 +185,17 @@ def time_data_loading(model, loader, repeat: int):
         per_batch_s=statistics.median(f + p for f, p in zip(fetch, prep)))
 
 
-def step_record(times: dict, parts: dict, with_mg: bool,
-                with_align: bool) -> dict:
-    """One step's timings from its phase times and its part totals."""
-    def part(key):
-        return parts.get(key, 0.0)
-
-    forward = {name: part(f'main.{name}') for name in FORWARD_PARTS[:-1]}
-    if not with_align:
-        forward['alignment_loss'] = None
-    if not with_mg:
-        forward['mask_grounding_pass'] = None
-    forward['other'] = times['forward_s'] - sum(
-        v for v in forward.values() if v is not None)
-    rec = dict(times, forward_parts_s=forward,
-               main_encode_s=part('main.encode'), mask_grounding=None)
-    if with_mg:
-        mg = dict(encode_s=part('mask_grounding.encode'),
-                  head_s=part('mask_grounding.head'),
-                  encode_parts_s={
-                      name: part(f'mask_grounding.{name}')
-                      for name in ENCODE_PARTS
-                  })
-        mg['other_s'] = (forward['mask_grounding_pass'] - mg['encode_s'] -
-                         mg['head_s'])
-        rec['mask_grounding'] = mg
-    return rec
-
-
-def median_record(records: list):
-    """Key-wise median of step records (nested dicts, None kept)."""
-    first = records[0]
-    if isinstance(first, dict):
-        return {k: median_record([r[k] for r in records]) for k in first}
-    if first is None:
-        return None
-    return round(statistics.median(records), 5)
-
-
 def profile_train_step(args) -> dict:
-    from mmengine.config import Config
-    from mmengine.optim import build_optim_wrapper
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    batch = args.batch or cfg.get('train_dataloader', {}).get('batch_size',
-                                                               1)
-    shape = args.shape or tuple(cfg.get('img_scale', (480, 480)))[::-1]
-    model = B.build_model(cfg, inference=False)
-    model.train()
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    cfg = B.load_config(args.config, args.cfg_options)
+    batch, shape = B.train_batch_shape(cfg, args.batch, args.shape)
+    model, optim_wrapper = B.build_for_training(cfg)
     loading = None
     if args.real_data:
         data, loading = time_data_loading(model, data_loader(cfg, batch),
                                           args.repeat)
         inputs, samples = data['inputs'], data['data_samples']
     else:
-        inputs, samples = B.dummy_batch(batch, shape, args.num_tokens,
-                                        args.real_tokens, with_gt=True)
+        inputs, samples = B.dummy_inputs(args, batch, shape, with_gt=True)
     with_mg = getattr(model, 'with_mask_grounding', False)
     with_align = getattr(model, 'with_alignment_loss', False)
     timer = None
@@ -339,7 +249,7 @@ def profile_train_step(args) -> dict:
         for key, sec in sorted(seconds.items(), key=lambda kv: -kv[1])
     ]
     return dict(
-        config=args.config, batch=int(inputs.shape[0]),
+        mode='train', config=args.config, batch=int(inputs.shape[0]),
         shape=list(inputs.shape[-2:]), real_data=args.real_data,
         threads=torch.get_num_threads(), torch=torch.__version__,
         repeat=args.repeat,
@@ -404,8 +314,11 @@ def print_table(res: dict, file=sys.stderr, top_modules: int = 8) -> None:
 
 
 def main(argv=None):
-    res = B.run_tool(profile_train_step, parse_args(argv))
-    print_table(res)
+    args = parse_args(argv)
+    if args.mode == 'inference':
+        B.run_tool(profile_inference, args)
+    else:
+        print_table(B.run_tool(profile_train_step, args))
 
 
 if __name__ == '__main__':
