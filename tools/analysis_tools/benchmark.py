@@ -204,11 +204,11 @@ def run_train(args) -> dict:
 
 
 def _hwm_mib() -> float:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
-    raise OSError('no VmHWM in /proc/self/status')
+    peak = B.proc_status_mib('VmHWM')
+    if peak is None:  # the CPU reading needs Linux's /proc
+        raise OSError('no VmHWM in /proc/self/status: --mode memory on the '
+                      'CPU reads the peak RSS there (Linux)')
+    return peak
 
 
 def _reset_hwm() -> None:

@@ -280,15 +280,22 @@ def peak_memory_mib(device: str = 'cpu') -> Tuple[float, str]:
     return peak / scale, 'process_peak_rss'
 
 
-def current_rss_mib() -> Optional[float]:
+def proc_status_mib(field: str = 'VmRSS') -> Optional[float]:
+    """A ``/proc/self/status`` memory field (``VmRSS``: resident now,
+    ``VmHWM``: peak resident) in MiB; None where there is none (not
+    Linux)."""
     try:
         with open('/proc/self/status') as f:
             for line in f:
-                if line.startswith('VmRSS:'):
+                if line.startswith(field + ':'):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
+
+
+def current_rss_mib() -> Optional[float]:
+    return proc_status_mib('VmRSS')
 
 
 def median(values: List[float]) -> float:
