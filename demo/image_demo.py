@@ -1,5 +1,10 @@
 """Segment what referring expressions mean in your own image.
 
+Bad inputs (a missing image, an expression without a word, an ``--out-file``
+that cannot be written, a checkpoint of another model...) end with one
+``error: ...`` line and exit status 1 before the model is built
+(``--traceback`` or MAGNET_TRACEBACK=1 shows the traceback).
+
 Every expression's mask is painted in its own colour; the legend (one colour
 swatch and expression per row) is on a strip below the image, never over it:
 the picture's top-left ``H x W`` region is the image with its masks, the
@@ -20,14 +25,11 @@ SYN_train2014_000000002001.jpg "the red circle" "the blue square" \\
 from __future__ import annotations
 
 import argparse
-import os
 import os.path as osp
-import pickle
 import sys
 from typing import List, Optional
 
 import numpy as np
-from PIL import Image
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
@@ -55,7 +57,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='model weights (without: untrained weights, '
                         'a warning is printed)')
     parser.add_argument('--out-file', default='magnet_demo.png',
-                        help='where to write the picture')
+                        help='where to write the picture (.png, .jpg...; '
+                        'missing folders are created)')
     parser.add_argument('--threshold', type=float, default=None,
                         help='probability threshold of the masks, for this '
                         'run (default: the model\'s test_cfg.threshold)')
@@ -97,33 +100,28 @@ def draw(inferencer, result, alpha: float = 0.5) -> np.ndarray:
     return legend_below(overlay, result.expressions, colors)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """The demo on parsed arguments; a bad input raises a ``UserError``."""
     from mmengine.registry import init_default_scope
 
     import projects.magnet  # noqa: F401  (registers everything)
     from projects.magnet.apis import MagNetInferencer, check_expressions
+    from projects.magnet.utils import (IMAGE_EXTENSIONS,
+                                       InputFileNotFoundError,
+                                       check_output_file, save_image)
     init_default_scope('mmseg')
-    try:
-        # fail on bad inputs before the (slow) model build
-        expressions = check_expressions(args.expressions)
-        if not osp.isfile(args.image):
-            raise FileNotFoundError(f'image file not found: {args.image}')
-        inferencer = MagNetInferencer(
-            args.config, args.checkpoint, device=args.device,
-            cfg_options=args.cfg_options, batch_size=args.batch_size)
-        out_dir = osp.dirname(osp.abspath(args.out_file))
-        os.makedirs(out_dir, exist_ok=True)
-        result = inferencer(args.image, expressions,
-                            threshold=args.threshold)
-    except (FileNotFoundError, ValueError, TypeError, KeyError, RuntimeError,
-            pickle.UnpicklingError) as e:
-        # one line, no traceback: bad inputs, checkpoints, configs
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f'error: {message}', file=sys.stderr)
-        return 1
+    # fail on bad inputs before the (slow) model build
+    expressions = check_expressions(args.expressions)
+    if not osp.isfile(args.image):
+        raise InputFileNotFoundError(f'image file not found: {args.image}')
+    check_output_file(args.out_file, IMAGE_EXTENSIONS, what='--out-file',
+                      inputs=[args.image, args.config, args.checkpoint])
+    inferencer = MagNetInferencer(
+        args.config, args.checkpoint, device=args.device,
+        cfg_options=args.cfg_options, batch_size=args.batch_size)
+    result = inferencer(args.image, expressions, threshold=args.threshold)
     drawing = draw(inferencer, result, args.alpha)
-    Image.fromarray(drawing).save(args.out_file)
+    save_image(drawing, args.out_file)  # atomic: no half-written picture
     if args.show:
         inferencer.visualizer.show(drawing, win_name='expressions')
     h, w = result.image.shape[:2]
@@ -134,6 +132,13 @@ def main(argv: Optional[List[str]] = None) -> int:
               f'{prob.max():.2f}: {text}')
     print(f'wrote {args.out_file}')
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Exit status: 0, or 1 with one ``error:`` line for a bad input."""
+    from projects.magnet.utils import run_cli
+    args = parse_args(argv)
+    return run_cli(lambda: run(args))
 
 
 if __name__ == '__main__':

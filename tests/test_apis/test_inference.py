@@ -44,7 +44,7 @@ def test_round_trip_masks_at_original_size(inferencer, image_bgr):
                                       res.probs[i])
     # original size = the model's logits at its input size resized
     # bilinearly (with the head's align_corners), then the sigmoid
-    small = inferencer(image_bgr, exprs, output_size='model')
+    small = inferencer(image_bgr, exprs, output_size='input')
     assert small.probs.shape == (3, ) + MODEL_SIZE
     logits = torch.logit(torch.from_numpy(small.probs).double())[:, None]
     up = F.interpolate(logits, size=(48, 80), mode='bilinear',
@@ -88,7 +88,7 @@ def test_checkpoint_round_trip(tiny_files, inferencer, image_bgr):
 
 def test_output_size_model_and_threshold(inferencer, image_bgr):
     res = inferencer(image_bgr, ['the red square', 'the blue one'],
-                     output_size='model', threshold=0.3)
+                     output_size='input', threshold=0.3)
     assert res.probs.shape == (2, ) + MODEL_SIZE
     for i, sample in enumerate(res.data_samples):
         prob = sample.seg_logits.data[0].numpy()
@@ -98,19 +98,27 @@ def test_output_size_model_and_threshold(inferencer, image_bgr):
     np.testing.assert_array_equal(res.masks, res.probs > 0.3)
     assert res.threshold == 0.3
     with pytest.raises(ValueError, match='output_size'):
-        inferencer(image_bgr, 'x', output_size='input')
+        inferencer(image_bgr, 'x', output_size='nope')
 
 
 def test_model_output_size_original_is_respected(tiny_files, image_bgr):
     """test_cfg.output_size='original': the model already returns the image
-    size; the API does not resize again."""
+    size; the API does not resize again. The former spelling 'model' (the
+    config's own output_size) still works, with a DeprecationWarning."""
     cfg_file, ckpt = tiny_files
     model = init_model(cfg_file, ckpt, cfg_options={
         'model.test_cfg': dict(mode='whole', output_size='original')})
-    res = inference_model(model, image_bgr, 'the red square',
-                          output_size='model')
+    with pytest.warns(DeprecationWarning, match='output_size="model" is '
+                      'deprecated: say "input"'):
+        res = inference_model(model, image_bgr, 'the red square',
+                              output_size='model')
     assert res.probs.shape == (1, 48, 80)
     assert tuple(res.data_samples[0].seg_logits.shape) == (48, 80)
+    # one vocabulary: 'input' asks this model for its input size
+    small = inference_model(model, image_bgr, 'the red square',
+                            output_size='input')
+    assert small.probs.shape == (1, ) + MODEL_SIZE
+    assert model.test_cfg.output_size == 'original'  # restored
 
 
 # --------------------------------------------------------------- images

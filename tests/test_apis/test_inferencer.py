@@ -182,7 +182,7 @@ def test_output_size_comes_from_the_model_test_cfg(inferencer, image_bgr):
     model.postprocess_result = spy
     try:
         res = inferencer(image_bgr, ['the red square', 'the blue one'])
-        small = inferencer(image_bgr, 'the red square', output_size='model')
+        small = inferencer(image_bgr, 'the red square', output_size='input')
     finally:
         del model.postprocess_result
     # the model got logits at its input size and its test_cfg decided
@@ -241,7 +241,7 @@ def test_visualize_draws_what_postprocess_returns(inferencer, image_bgr,
     np.testing.assert_array_equal(res.visualization, expected)
     written = np.asarray(Image.open(out_file).convert('RGB'))
     np.testing.assert_array_equal(written, expected)
-    small = inferencer(image_bgr, 'x', output_size='model',
+    small = inferencer(image_bgr, 'x', output_size='input',
                        out_file=str(tmp_path / 'small.png'))
     assert small.visualization.shape == MODEL_SIZE + (3, )
     assert inferencer(image_bgr, 'x').visualization is None

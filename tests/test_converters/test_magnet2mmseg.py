@@ -115,7 +115,8 @@ def test_refuses_truncated_and_unsafe_files(official_fixture_dir, tmp_path):
     torch.save({'model': {}, 'x': ConversionError('boom')}, evil)
     with pytest.raises(UntrustedCheckpointError):
         tool.convert(evil, str(tmp_path / 'y.pth'), verbose=False)
-    proc = subprocess.run([sys.executable, TOOL, cut, str(tmp_path / 'z')],
+    proc = subprocess.run([sys.executable, TOOL, cut,
+                           str(tmp_path / 'z.pth')],
                           capture_output=True, text=True, cwd=REPO_ROOT)
     assert proc.returncode == 1 and 'cut.pth' in proc.stderr
 

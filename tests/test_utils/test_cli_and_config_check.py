@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from projects.magnet.utils import (MisspeltConfigKeyError,
+from projects.magnet.utils import (MisspeltConfigKeyError, UserError,
                                    capture_random_state,
                                    check_config_keys, error_line,
                                    preserved_random_state,
@@ -26,17 +26,22 @@ def test_error_line_forms():
     assert error_line(ValueError()) == 'error: ValueError'
 
 
+class _RefsError(UserError, pickle.UnpicklingError):
+    """A user error of the unpickling family, as the project's readers
+    define them."""
+
+
 def test_run_cli_exit_status_and_traceback(capsys, monkeypatch):
     monkeypatch.setenv('MAGNET_TRACEBACK', '0')
 
     def bad():
-        raise pickle.UnpicklingError('refs.p: not a REFER pickle')
+        raise _RefsError('refs.p: not a REFER pickle')
 
     assert run_cli(lambda: None) == 0
     assert run_cli(lambda: 3) == 3
     assert run_cli(bad) == 1
     assert capsys.readouterr().err.strip().splitlines() == [
-        'error: UnpicklingError: refs.p: not a REFER pickle']
+        'error: _RefsError: refs.p: not a REFER pickle']
     monkeypatch.setenv('MAGNET_TRACEBACK', '1')
     with pytest.raises(pickle.UnpicklingError):
         run_cli(bad)
@@ -47,6 +52,27 @@ def test_run_cli_exit_status_and_traceback(capsys, monkeypatch):
     monkeypatch.setenv('MAGNET_TRACEBACK', '0')
     with pytest.raises(ZeroDivisionError):
         run_cli(bug)
+
+
+@pytest.mark.parametrize('error', [
+    TypeError('f() got 2 arguments'), KeyError('x'), RuntimeError('bug'),
+    AssertionError('bug'), ValueError('bug'), FileNotFoundError('bug'),
+    pickle.UnpicklingError('bug')])
+def test_run_cli_prints_only_user_errors(error, capsys, monkeypatch):
+    """A built-in exception that is not a UserError is a bug: it keeps its
+    traceback (no error: line), whatever its family."""
+    monkeypatch.setenv('MAGNET_TRACEBACK', '0')
+
+    def main():
+        raise error
+
+    with pytest.raises(type(error)):
+        run_cli(main)
+    assert 'error:' not in capsys.readouterr().err
+    # the same family as a UserError: one line, exit 1
+    user = type(f'User{type(error).__name__}', (UserError, type(error)), {})
+    assert run_cli(lambda: (_ for _ in ()).throw(user('fix me'))) == 1
+    assert capsys.readouterr().err.count('error:') == 1
 
 
 def test_misspelt_top_level_keys():

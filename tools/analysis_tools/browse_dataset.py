@@ -81,8 +81,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mmengine.registry import init_default_scope
 
     import projects.magnet  # noqa: F401  (registers everything)
+    from projects.magnet.utils import check_output_dir, save_image
     from projects.magnet.visualization import RefSegLocalVisualizer
     init_default_scope('mmseg')
+    if args.output_dir:  # a file, under a file, not writable, the data
+        check_output_dir(args.output_dir, what='--output-dir',
+                         inputs=[args.data_root])
 
     dataset = build_dataset(args)
     total = len(dataset)
@@ -90,8 +94,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f'{args.dataset} ({args.split_by}) {args.split}: {total} refs, '
           f'browsing {count}')
     vis = RefSegLocalVisualizer(name=f'browse_dataset_{os.getpid()}')
-    if args.output_dir:
-        os.makedirs(args.output_dir, exist_ok=True)
     for index in range(count):
         item = dataset[index]
         sentences = [s['raw'] for s in item['sentences']]
@@ -106,7 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.output_dir:
             out = osp.join(args.output_dir,
                            f'{args.split}_ref{item["ref_id"]:07d}.png')
-            mmcv.imwrite(mmcv.rgb2bgr(drawn), out)
+            save_image(drawn, out)  # atomic
         if args.show:
             vis.show(drawn, win_name=title, wait_time=args.show_interval)
     if args.output_dir:

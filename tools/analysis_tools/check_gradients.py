@@ -28,7 +28,6 @@ inert by design) are listed with their reason.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -40,7 +39,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from projects.magnet.utils import (  # noqa: E402
-    CfgOptionsAction, check_config_keys, load_config, run_cli)
+    JSON_EXTENSIONS, CfgOptionsAction, check_config_keys,
+    check_config_values, check_output_file, load_config, run_cli, save_json)
 
 from projects.magnet.engine.benchmarking import drop_pretrained  # noqa: E402
 
@@ -188,6 +188,9 @@ def show(report: dict) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    if args.out:  # before the (slow) model build
+        check_output_file(args.out, JSON_EXTENSIONS, what='--out',
+                          inputs=[args.config, args.checkpoint])
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     import torch
     from mmengine.logging import MMLogger
@@ -204,6 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     check_config_keys(cfg.keys(), args.config)
+    check_config_values(cfg, args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     # mmengine logs every parameter's initialisation at INFO
     MMLogger.get_instance('check_gradients', log_level='WARNING')
@@ -223,8 +227,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report.update(check_gradients(model, optim_wrapper, batches, args.depth))
     show(report)
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=1)
+        save_json(report, args.out, indent=1)
     return 1 if report['without_gradient'] or report['nonfinite'] else 0
 
 

@@ -4,9 +4,12 @@ implementation's outputs stored in a fixture directory.
 Usage:
     python tools/analysis_tools/check_official_equivalence.py \
         [FIXTURE_DIR (default tests/data/official_small)] [--json F]
+
+Exit status 0 when every tensor is within its tolerance, 1 otherwise; a
+missing fixture file or an unwritable ``--json`` ends with one ``error:``
+line (exit 1) before the model is built.
 """
 import argparse
-import json
 import os.path as osp
 import sys
 
@@ -17,6 +20,13 @@ import torch  # noqa: E402
 
 import projects.magnet  # noqa: E402,F401
 from projects.magnet.converters.parity import compare_with_fixture  # noqa
+from projects.magnet.utils import (  # noqa: E402
+    JSON_EXTENSIONS, InputFileNotFoundError, check_output_file, run_cli,
+    save_json)
+
+#: what a fixture directory holds
+FIXTURE_FILES = ('config.json', 'official_tiny.pth', 'inputs.pt',
+                 'outputs.pt')
 
 
 def main():
@@ -28,6 +38,14 @@ def main():
     parser.add_argument('--json', help='also write the rows as JSON')
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args()
+    missing = [f for f in FIXTURE_FILES
+               if not osp.isfile(osp.join(args.fixture, f))]
+    if missing:
+        raise InputFileNotFoundError(
+            f'{args.fixture}: not a fixture directory, '
+                             f'missing {", ".join(missing)}')
+    if args.json:
+        check_output_file(args.json, JSON_EXTENSIONS, what='--json')
     torch.set_num_threads(args.threads)
     rows = compare_with_fixture(args.fixture)
     ok = True
@@ -37,11 +55,10 @@ def main():
         ok &= diff <= tol
         print(f'{name:<18} {str(shape):<22} {diff:10.2e} {tol:8.0e}{flag}')
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump([dict(tensor=n, shape=s, max_abs_diff=d, tolerance=t)
-                       for n, s, d, t in rows], f, indent=1)
-    sys.exit(0 if ok else 1)
+        save_json([dict(tensor=n, shape=s, max_abs_diff=d, tolerance=t)
+                   for n, s, d, t in rows], args.json, indent=1)
+    return 0 if ok else 1
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

@@ -27,7 +27,6 @@ overall, writes ``unseen_scenes.json`` and a grid of prediction panels
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import os.path as osp
@@ -41,7 +40,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.magnet.utils import run_cli  # noqa: E402
+from projects.magnet.utils import (  # noqa: E402
+    check_output_dir, run_cli, save_image, save_json)
 
 #: this file's colours for the generator's colour words (not its values)
 PALETTE = {
@@ -201,8 +201,7 @@ def write_grid(kept: list, path: str) -> None:
         prediction_grid, prediction_panel)
     panels = [prediction_panel(img, gt, pred, text, iou)
               for img, text, gt, pred, iou in kept]
-    from PIL import Image
-    Image.fromarray(prediction_grid(panels)).save(path)
+    save_image(prediction_grid(panels), path)  # atomic
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -223,6 +222,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.out_dir:  # before the model is built and run
+        check_output_dir(args.out_dir, what='--out-dir')
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     from projects.magnet.apis import MagNetInferencer
     inferencer = MagNetInferencer(args.config, args.checkpoint,
@@ -235,10 +236,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'{kind:14s} {s["oIoU"]:7.2f} {s["mIoU"]:7.2f} '
               f'{s["count"]:6d}')
     if args.out_dir:
-        os.makedirs(args.out_dir, exist_ok=True)
-        with open(osp.join(args.out_dir, 'unseen_scenes.json'), 'w') as f:
-            json.dump(dict(scores=scores, num_scenes=args.num_scenes,
-                           size=args.size, seed=args.seed), f, indent=1)
+        save_json(dict(scores=scores, num_scenes=args.num_scenes,
+                       size=args.size, seed=args.seed),
+                  osp.join(args.out_dir, 'unseen_scenes.json'), indent=1)
         if kept:
             write_grid(kept, osp.join(args.out_dir,
                                       'unseen_scenes_grid.png'))

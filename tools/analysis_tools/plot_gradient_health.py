@@ -25,7 +25,12 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.magnet.utils import run_cli  # noqa: E402
+from projects.magnet.utils import (  # noqa: E402
+    InputFileNotFoundError, InvalidInputError, atomic_write,
+    check_output_file, run_cli)
+
+#: what matplotlib writes, by extension
+PLOT_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.pdf', '.svg')
 
 Series = Dict[str, List[Tuple[int, float]]]
 
@@ -36,7 +41,7 @@ def find_scalars(path: str) -> str:
     found = sorted(glob.glob(osp.join(path, '*', 'vis_data',
                                       'scalars.json')))
     if not found:
-        raise FileNotFoundError(
+        raise InputFileNotFoundError(
             f'{path}: no */vis_data/scalars.json (a work dir of a training '
             'with GradientHealthHook and a LocalVisBackend)')
     return found[-1]
@@ -47,8 +52,13 @@ def read_series(path: str) -> Tuple[Series, Series]:
     gates: Series = defaultdict(list)
     norms: Series = defaultdict(list)
     with open(path) as f:
-        for line in f:
-            row = json.loads(line)
+        for number, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+            except ValueError as err:  # one JSON object per line
+                raise InvalidInputError(
+                    f'{path}: line {number} is not JSON ({err}); expected '
+                    'the scalars.json of a LocalVisBackend') from err
             step = row.get('step')
             for key, value in row.items():
                 if key.startswith('gate/'):
@@ -56,8 +66,9 @@ def read_series(path: str) -> Tuple[Series, Series]:
                 elif key.startswith('grad_norm/'):
                     norms[key[10:]].append((step, value))
     if not gates and not norms:
-        raise ValueError(f'{path}: no gate/ or grad_norm/ scalars (was '
-                         'GradientHealthHook on, with interval > 0?)')
+        raise InvalidInputError(
+            f'{path}: no gate/ or grad_norm/ scalars (was '
+            'GradientHealthHook on, with interval > 0?)')
     return gates, norms
 
 
@@ -82,7 +93,8 @@ def plot(gates: Series, norms: Series, out: str,
         ax.grid(True, which='both', alpha=0.3)
         ax.legend(fontsize=6, ncol=2 if len(series) > 12 else 1)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    with atomic_write(out) as f:
+        fig.savefig(f, dpi=110, format=osp.splitext(out)[1][1:].lower())
     plt.close(fig)
 
 
@@ -104,6 +116,7 @@ def main(argv=None) -> int:
     scalars = find_scalars(args.path)
     gates, norms = read_series(scalars)
     out = args.out or osp.join(osp.dirname(scalars), 'gradient_health.png')
+    check_output_file(out, PLOT_EXTENSIONS, inputs=[scalars], what='--out')
     plot(gates, norms, out, args.modules)
     print(f'{len(gates)} gates, {len(norms)} module groups from {scalars}: '
           f'{out}')

@@ -7,6 +7,10 @@ Example::
 
 Then use ``RefCOCODataset(data_root='data/refsynth', dataset='refsynth',
 split_by='unc', split='train')`` (``val``, ``testA``, ``testB``, ``test``).
+
+``--out`` is checked before anything is drawn (a folder, or a path that
+does not exist yet, that can be written); the annotation files are written
+atomically. A bad input ends with one ``error: ...`` line and exit 1.
 """
 import argparse
 import json
@@ -17,6 +21,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from projects.magnet.datasets.refsynth import generate_refer_dataset  # noqa: E402
+from projects.magnet.utils import check_output_dir, run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -73,6 +78,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_output_dir(args.out, what='--out')
     summary = generate_refer_dataset(
         args.out,
         num_train_images=args.num_train_images,
@@ -95,4 +101,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_cli(main))

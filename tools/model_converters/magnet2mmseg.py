@@ -9,9 +9,11 @@ executed. Every key must map onto the MagNet model that the checkpoint's
 shapes describe, shape for shape, otherwise nothing is written. DST is an
 mmengine checkpoint (``{'meta': ..., 'state_dict': ...}``) that
 ``tools/test.py`` and ``mmengine.runner.load_checkpoint`` load strictly.
+DST is checked before anything is read (a ``.pth`` path, not SRC itself, not
+a folder, in a folder that can be written) and written atomically: a failure
+leaves no partial file and an existing DST untouched.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from collections import Counter
@@ -19,10 +21,9 @@ from collections import Counter
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-import torch  # noqa: E402
-
 from projects.magnet.compat import load_weights  # noqa: E402
-from projects.magnet.utils import run_cli  # noqa: E402
+from projects.magnet.utils import (  # noqa: E402
+    CHECKPOINT_EXTENSIONS, check_output_file, run_cli, save_checkpoint)
 from projects.magnet.converters import (ConversionError,  # noqa: E402
                                         convert_official_checkpoint,
                                         unwrap_official)
@@ -31,7 +32,14 @@ from projects.magnet.converters.validate import (  # noqa: E402
 
 
 def convert(src: str, dst: str, verbose: bool = True) -> dict:
-    """Convert ``src`` into ``dst``; return the converted state dict."""
+    """Convert ``src`` into ``dst``; return the converted state dict.
+
+    Raises:
+        OutputPathError: ``dst`` cannot be written (checked first).
+        ConversionError / checkpoint errors: ``src`` is not an official
+            MagNet checkpoint.
+    """
+    check_output_file(dst, CHECKPOINT_EXTENSIONS, inputs=[src], what='DST')
     checkpoint = load_weights(src)
     try:
         official = unwrap_official(checkpoint)
@@ -41,10 +49,8 @@ def convert(src: str, dst: str, verbose: bool = True) -> dict:
         raise ConversionError(f'{src}: {err}') from err
     meta = dict(source=osp.basename(src), converter='magnet2mmseg',
                 num_official_keys=len(official))
-    tmp = dst + '.part'
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save(dict(meta=meta, state_dict=converted), tmp)
-    os.replace(tmp, dst)  # never leave a half-written DST
+    # never leave a half-written DST
+    save_checkpoint(dict(meta=meta, state_dict=converted), dst)
     if verbose:
         parts = Counter(k.split('.', 1)[0] for k in converted)
         numel = sum(v.numel() for v in converted.values())

@@ -13,14 +13,17 @@ with the objectives later). The result loads strictly into the same config
 ``OUT`` with the first 8 hex digits of its sha256 appended, as OpenMMLab's
 ``publish_model`` does (``--no-hash`` to skip).
 
+OUT is checked before IN is read (a ``.pth`` path, not IN, not a folder, in
+a folder that can be written); the file is written atomically.
+
 IN is read weights-only (runner checkpoints load through the project's
 allowlist; see ``projects/magnet/compat/checkpoint.py``).
 """
 import argparse
 import hashlib
-import os
 import os.path as osp
 import sys
+import tempfile
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
@@ -30,16 +33,26 @@ import torch  # noqa: E402
 from projects.magnet.compat import load_weights  # noqa: E402
 from projects.magnet.models.segmentors import (  # noqa: E402
     TRAINING_ONLY_MODULES)
+from projects.magnet.utils import (  # noqa: E402
+    CHECKPOINT_EXTENSIONS, InvalidInputError, atomic_write,
+    check_output_file, run_cli)
 
 
 def publish(src: str, dst: str, keep_training_modules: bool = False,
             add_hash: bool = True) -> str:
-    """Write the inference checkpoint; return its path."""
+    """Write the inference checkpoint; return its path.
+
+    Raises:
+        OutputPathError: ``dst`` (or the hashed name) cannot be written.
+        InvalidInputError / checkpoint errors: ``src`` is not an mmengine
+            checkpoint.
+    """
+    check_output_file(dst, CHECKPOINT_EXTENSIONS, inputs=[src], what='OUT')
     checkpoint = load_weights(src)
     if not isinstance(checkpoint, dict) or not isinstance(
             checkpoint.get('state_dict'), dict):
-        raise ValueError(f'{src}: expected an mmengine checkpoint with a '
-                         '"state_dict" dict')
+        raise InvalidInputError(f'{src}: expected an mmengine checkpoint '
+                                'with a "state_dict" dict')
     state = checkpoint['state_dict']
     if not keep_training_modules:
         prefixes = tuple(m + '.' for m in TRAINING_ONLY_MODULES)
@@ -47,15 +60,20 @@ def publish(src: str, dst: str, keep_training_modules: bool = False,
     out = dict(state_dict=state)
     if isinstance(checkpoint.get('meta'), dict):
         out['meta'] = checkpoint['meta']
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    tmp = dst + '.tmp'
-    torch.save(out, tmp)
-    if add_hash:
-        with open(tmp, 'rb') as f:
-            digest = hashlib.sha256(f.read()).hexdigest()[:8]
-        stem = dst[:-len('.pth')] if dst.endswith('.pth') else dst
-        dst = f'{stem}-{digest}.pth'
-    os.replace(tmp, dst)
+    if not add_hash:
+        with atomic_write(dst) as f:
+            torch.save(out, f)
+        return dst
+    # the name depends on the bytes: write them to a temporary file first
+    with tempfile.TemporaryFile(dir=osp.dirname(osp.abspath(dst))) as tmp:
+        torch.save(out, tmp)
+        tmp.seek(0)
+        data = tmp.read()
+    digest = hashlib.sha256(data).hexdigest()[:8]
+    dst = f'{osp.splitext(dst)[0]}-{digest}.pth'
+    check_output_file(dst, CHECKPOINT_EXTENSIONS, inputs=[src], what='OUT')
+    with atomic_write(dst) as f:
+        f.write(data)
     return dst
 
 
@@ -72,5 +90,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    from projects.magnet.utils import run_cli
     sys.exit(run_cli(main))  # a bad input: one error: line, exit 1

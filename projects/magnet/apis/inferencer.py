@@ -13,11 +13,19 @@ An mmengine ``BaseInferencer``::
 The pipeline (``_init_pipeline``) is the config's test pipeline with
 :class:`LoadInferenceImage` as loader (see :mod:`.pipeline`). Sizes and the
 threshold are decided by the model's ``test_cfg`` alone: for each forward
-the inferencer sets ``test_cfg.output_size`` (``'original'`` by default)
-and, if asked, ``test_cfg.threshold``, and restores them afterwards.
+the inferencer sets ``test_cfg.output_size`` (``'original'`` by default,
+or ``'input'``: the segmentor's own words, :data:`OUTPUT_SIZES`) and, if
+asked, ``test_cfg.threshold``, and restores them afterwards.
+
+Bad inputs raise :class:`~projects.magnet.utils.UserError` s before any
+work: expressions (none, empty, no word; also after tokenisation: only
+``[UNK]`` / special tokens), ``output_size``, ``threshold``, ``out_file``
+(checked by :func:`~projects.magnet.utils.check_output_file`; the drawing is
+written atomically).
 """
 from __future__ import annotations
 
+import os
 import os.path as osp
 from typing import Any, Iterator, List, Optional, Sequence, Union
 
@@ -28,12 +36,17 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.infer import BaseInferencer
 from mmengine.registry import init_default_scope
 
+from ..utils.errors import InvalidInputError
+from ..utils.output_files import (IMAGE_EXTENSIONS, check_output_file,
+                                  save_image)
 from .model import (OUTPUT_SIZES, as_config, call_test_cfg, check_device,
                     init_model, model_test_cfg, override_test_cfg)
-from .pipeline import ImageInput, build_inference_pipeline, check_expressions
+from .pipeline import (ExpressionError, ImageInput, build_inference_pipeline,
+                       check_expressions)
 from .result import RefSegResult
 
 __all__ = ['MagNetInferencer', 'inference_model', 'OUTPUT_SIZES']
+
 
 class MagNetInferencer(BaseInferencer):
     """Config + checkpoint -> masks (and pictures) for your own inputs.
@@ -61,8 +74,10 @@ class MagNetInferencer(BaseInferencer):
 
     * ``channel_order`` (``'bgr'``): order of an array image;
     * ``threshold`` (float): ``test_cfg.threshold`` for this call;
-    * ``output_size``: ``'original'`` (default) or ``'model'`` (the
-      config's ``test_cfg.output_size``);
+    * ``output_size``: ``'original'`` (default: the image's size) or
+      ``'input'`` (the network input size), as the segmentor's
+      ``test_cfg.output_size``; ``'model'`` (the config's own, deprecated)
+      still works with a ``DeprecationWarning``;
     * ``out_file`` / ``show`` / ``alpha``: draw the masks
       (:meth:`visualize`);
     * ``batch_size``, ``return_datasamples`` (list of ``SegDataSample``
@@ -83,8 +98,10 @@ class MagNetInferencer(BaseInferencer):
                  pipeline: Optional[Compose] = None,
                  scope: str = 'mmseg',
                  show_progress: bool = False) -> None:
-        if batch_size < 1:
-            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
+                or batch_size < 1:
+            raise InvalidInputError(
+                f'batch_size must be an integer >= 1, got {batch_size!r}')
         init_default_scope(scope)
         self.batch_size = batch_size
         self._given_model = None
@@ -92,11 +109,13 @@ class MagNetInferencer(BaseInferencer):
         self._visualizer: Any = None
         if isinstance(model, torch.nn.Module):
             if checkpoint is not None or cfg_options:
-                raise ValueError('checkpoint / cfg_options go with a config,'
-                                 ' not with a built model')
+                raise InvalidInputError(
+                    'checkpoint / cfg_options go with a config, not with a '
+                    'built model')
             if not hasattr(model, 'cfg') and pipeline is None:
-                raise ValueError('a model instance needs a "cfg" attribute '
-                                 '(build it with init_model) or a pipeline')
+                raise InvalidInputError(
+                    'a model instance needs a "cfg" attribute (build it '
+                    'with init_model) or a pipeline')
             self._given_model = model
             cfg = as_config(getattr(model, 'cfg', None) or {})
             if device is None:
@@ -108,7 +127,7 @@ class MagNetInferencer(BaseInferencer):
         if device is None:
             device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
         super().__init__(cfg, checkpoint, device, scope, show_progress)
-        #: the config's own ``test_cfg.output_size`` (``output_size='model'``)
+        #: the config's own ``test_cfg.output_size``
         self.model_output_size = model_test_cfg(self.model).get(
             'output_size', 'input')
 
@@ -175,13 +194,20 @@ class MagNetInferencer(BaseInferencer):
             RefSegResult for one image (a list for a list of dicts).
 
         Raises:
-            FileNotFoundError / ValueError / TypeError: bad image,
-                expressions, ``output_size`` or ``threshold``.
+            UserError: bad image, expressions (the index and the reason are
+                named), ``output_size``, ``threshold`` or ``out_file``;
+                all but the image are checked before any work.
         """
         pre_kw, fwd_kw, vis_kw, post_kw = self._dispatch_kwargs(**kwargs)
-        self._test_cfg_overrides(**fwd_kw)  # fail before any work
+        # fail before any work; forward gets the resolved values
+        fwd_kw.update(self._test_cfg_overrides(**fwd_kw))
+        if vis_kw.get('out_file') is not None:
+            check_output_file(
+                vis_kw['out_file'], IMAGE_EXTENSIONS, what='out_file',
+                inputs=self._input_paths(inputs, expressions))
         single = expressions is not None or isinstance(inputs, dict)
         items = self._inputs_to_list(inputs, expressions)
+        self._check_tokens(items)
         batches = self.preprocess(
             items, batch_size=batch_size or self.batch_size, **pre_kw)
         if self.show_progress:
@@ -205,27 +231,52 @@ class MagNetInferencer(BaseInferencer):
                                **post_kw)
         return out[0] if single else out
 
+    @staticmethod
+    def _input_paths(inputs, expressions=None) -> List[str]:
+        """The image paths among ``inputs`` (an output must not be one)."""
+        if expressions is not None or isinstance(inputs, dict):
+            inputs = [inputs]
+        if not isinstance(inputs, (list, tuple)):
+            return []
+        images = [x.get('img') if isinstance(x, dict) else x for x in inputs]
+        return [str(x) for x in images if isinstance(x, (str, os.PathLike))]
+
+    def _check_tokens(self, items: List[dict]) -> None:
+        """Tokenise every expression once before any image is loaded: an
+        expression whose tokens are all ``[UNK]`` / special is refused here,
+        named by its index, not after the forward passes of the others."""
+        tokenize = [t for t in self.pipeline.transforms
+                    if type(t).__name__ == 'TokenizeText']
+        if not tokenize:
+            return
+        for item in items:
+            for i, text in enumerate(item['texts']):
+                try:
+                    tokenize[0](dict(text=text))
+                except InvalidInputError as err:
+                    raise ExpressionError(f'expression {i}: {err}') from err
+
     def _inputs_to_list(self, inputs, expressions=None) -> List[dict]:
         """Inputs as ``[dict(img=image, texts=[str, ...])]``, checked.
 
         Raises:
-            TypeError / ValueError: no expressions, or bad ones (see
-                :func:`check_expressions`).
+            ExpressionError (TypeError / ValueError): no expressions, or bad
+                ones (see :func:`check_expressions`).
         """
         if expressions is not None:
             if isinstance(inputs, (dict, list, tuple)):
-                raise TypeError('expressions go with one image (a path or '
-                                'an array); give several images as '
-                                'dict(img=..., text=...) items')
+                raise ExpressionError(
+                    'expressions go with one image (a path or an array); '
+                    'give several images as dict(img=..., text=...) items')
             return [dict(img=inputs, texts=check_expressions(expressions))]
         if isinstance(inputs, dict):
             inputs = [inputs]
         if not isinstance(inputs, (list, tuple)) or not inputs or not all(
                 isinstance(x, dict) and 'img' in x and 'text' in x
                 for x in inputs):
-            raise TypeError('call inferencer(image, expressions), or give '
-                            'dict(img=image, text=expression(s)) or a list '
-                            'of them')
+            raise ExpressionError(
+                'call inferencer(image, expressions), or give '
+                'dict(img=image, text=expression(s)) or a list of them')
         return [dict(img=x['img'], texts=check_expressions(x['text']))
                 for x in inputs]
 
@@ -249,8 +300,9 @@ class MagNetInferencer(BaseInferencer):
             ``data_samples`` (list of SegDataSample).
         """
         if channel_order not in ('bgr', 'rgb'):
-            raise ValueError(f'channel_order must be "bgr" or "rgb", got '
-                             f'{channel_order!r}')
+            raise InvalidInputError(
+                f'channel_order must be "bgr" or "rgb", got '
+                f'{channel_order!r}')
         loader = self.pipeline.transforms[0]
         rest = Compose(self.pipeline.transforms[1:])
 
@@ -285,7 +337,7 @@ class MagNetInferencer(BaseInferencer):
             threshold (float, optional): ``test_cfg.threshold`` for this
                 chunk (the model's own otherwise).
             output_size (str, optional): ``'original'`` (default) or
-                ``'model'``, see :data:`OUTPUT_SIZES`.
+                ``'input'``, see :data:`OUTPUT_SIZES`.
 
         Returns:
             list[SegDataSample]: ``seg_logits`` (probabilities) and
@@ -301,8 +353,9 @@ class MagNetInferencer(BaseInferencer):
         """Draw each result's masks on its image with a legend.
 
         The image is resized to the masks when they are not at its size
-        (``output_size='model'``). Several results with one ``out_file``
-        are written as ``<name>_<i><ext>``.
+        (``output_size='input'``). Several results with one ``out_file``
+        are written as ``<name>_<i><ext>``, each atomically (a failure
+        leaves no half-written file).
 
         Returns:
             list[np.ndarray] or None: (H, W, 3) uint8 RGB drawings, None if
@@ -316,9 +369,12 @@ class MagNetInferencer(BaseInferencer):
             if out_file is not None and len(preds) > 1:
                 root, ext = osp.splitext(out_file)
                 path = f'{root}_{i}{ext}'
-            drawings.append(self.visualizer.draw_expression_masks(
+            drawing = self.visualizer.draw_expression_masks(
                 result.image_at_mask_size(), result.masks,
-                result.expressions, alpha=alpha, out_file=path, show=show))
+                result.expressions, alpha=alpha, show=show)
+            if path is not None:
+                save_image(drawing, path)
+            drawings.append(drawing)
         return drawings
 
     def postprocess(self, preds: List[RefSegResult],
@@ -343,7 +399,7 @@ def inference_model(model: torch.nn.Module,
                     image: ImageInput,
                     expressions: Union[str, Sequence[str]],
                     threshold: Optional[float] = None,
-                    output_size: str = 'original',
+                    output_size: Optional[str] = 'original',
                     batch_size: int = 8,
                     pipeline: Optional[Compose] = None,
                     channel_order: str = 'bgr') -> RefSegResult:

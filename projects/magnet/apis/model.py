@@ -9,22 +9,39 @@ import warnings
 from pathlib import Path
 from typing import Optional, Union
 
+import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from ..compat.checkpoint import install_checkpoint_loader
+from ..compat.checkpoint import (CheckpointNotFoundError,
+                                 install_checkpoint_loader)
 from ..datasets.refcoco import RefCOCODataset
+from ..models.segmentors.magnet import OUTPUT_SIZES
+from ..utils.config_check import load_config
+from ..utils.errors import InvalidInputError, UserError
 
 __all__ = [
     'OUTPUT_SIZES', 'as_config', 'check_device', 'init_model',
-    'model_test_cfg', 'call_test_cfg', 'override_test_cfg'
+    'model_test_cfg', 'call_test_cfg', 'override_test_cfg',
+    'CheckpointMismatchError', 'DeviceError', 'ConfigContentError'
 ]
 
-#: ``output_size`` of an inference call: the original image size, or the
-#: config's own ``test_cfg.output_size`` (the network input size for the
-#: official protocol).
-OUTPUT_SIZES = ('original', 'model')
+
+class CheckpointMismatchError(UserError, ValueError, RuntimeError):
+    """A checkpoint that is not the config's model's: another model, an
+    unconverted official checkpoint, not a dict of weights."""
+
+
+class DeviceError(UserError, ValueError, RuntimeError):
+    """A device that is not a device name, or not available here."""
+
+
+class ConfigContentError(UserError, KeyError):
+    """A config without a part the inference needs (``model``...)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ''
 
 ConfigInput = Union[str, Path, Config, dict]
 
@@ -33,13 +50,12 @@ def as_config(config: ConfigInput) -> Config:
     """A config file / Config / dict as a new :class:`Config` (a copy).
 
     Raises:
-        FileNotFoundError: the file does not exist.
+        InputFileError (a FileNotFoundError too) / ConfigFileError: the file
+            does not exist / cannot be read as a config.
         TypeError: another type.
     """
     if isinstance(config, (str, Path)):
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'config file not found: {config}')
-        return Config.fromfile(str(config))
+        return load_config(str(config))
     if isinstance(config, Config):
         return copy.deepcopy(config)
     if isinstance(config, dict):
@@ -52,20 +68,20 @@ def check_device(device: Union[str, torch.device]) -> torch.device:
     """``device`` as a :class:`torch.device` that exists here.
 
     Raises:
-        ValueError: not a device name.
-        RuntimeError: CUDA (or that CUDA index) is not available.
+        DeviceError (a ValueError and a RuntimeError): not a device name,
+            or CUDA (or that CUDA index) is not available.
     """
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise ValueError(f'invalid device {device!r}: {e}') from e
+        raise DeviceError(f'invalid device {device!r}: {e}') from e
     if dev.type == 'cuda':
         if not torch.cuda.is_available():
-            raise RuntimeError(f'device {device!r} requested but CUDA is '
+            raise DeviceError(f'device {device!r} requested but CUDA is '
                                'not available; use device="cpu"')
         index = 0 if dev.index is None else dev.index
         if index >= torch.cuda.device_count():
-            raise RuntimeError(
+            raise DeviceError(
                 f'device {device!r} requested but only '
                 f'{torch.cuda.device_count()} CUDA device(s) are visible')
     return dev
@@ -117,12 +133,13 @@ def init_model(config: ConfigInput,
         KeyError: the config has no ``model``.
         ValueError / RuntimeError: a bad or unavailable device; a
             checkpoint with missing or unexpected keys (``strict``).
+        All of them are :class:`~projects.magnet.utils.UserError` s.
     """
     cfg = as_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if 'model' not in cfg:
-        raise KeyError('the config has no "model"')
+        raise ConfigContentError('the config has no "model"')
     dev = check_device(device)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     from mmseg.registry import MODELS
@@ -142,7 +159,7 @@ def init_model(config: ConfigInput,
     else:
         checkpoint = str(checkpoint)
         if '://' not in checkpoint and not osp.isfile(checkpoint):
-            raise FileNotFoundError(
+            raise CheckpointNotFoundError(
                 f'checkpoint file not found: {checkpoint}')
         install_checkpoint_loader()  # weights-only unless trusted
         ckpt = _load_checked(model, checkpoint, strict)
@@ -177,14 +194,16 @@ def check_checkpoint_matches(model: torch.nn.Module, ckpt: object,
     from ..models.segmentors import TRAINING_ONLY_MODULES
     hint = official_checkpoint_hint(ckpt)
     if hint is not None:
-        raise ValueError(f'{checkpoint}: {hint}')
+        raise CheckpointMismatchError(f'{checkpoint}: {hint}')
     if not isinstance(ckpt, dict):
-        raise ValueError(f'{checkpoint}: expected a dict of weights, got '
-                         f'{type(ckpt).__name__}')
+        raise CheckpointMismatchError(
+            f'{checkpoint}: expected a dict of weights, got '
+            f'{type(ckpt).__name__}')
     state = ckpt.get('state_dict', ckpt)
     if not isinstance(state, dict):
-        raise ValueError(f'{checkpoint}: "state_dict" is a '
-                         f'{type(state).__name__}, expected a dict')
+        raise CheckpointMismatchError(
+            f'{checkpoint}: "state_dict" is a {type(state).__name__}, '
+            'expected a dict')
     own = set(model.state_dict())
     keys = {k[len('module.'):] if k.startswith('module.') else k
             for k in state}
@@ -200,7 +219,7 @@ def check_checkpoint_matches(model: torch.nn.Module, ckpt: object,
         if unexpected:
             parts.append(f'{len(unexpected)} unexpected keys, e.g. '
                          f'{unexpected[:5]}')
-        raise RuntimeError(
+        raise CheckpointMismatchError(
             f'{checkpoint} does not match the config\'s model: ' +
             '; '.join(parts) + ' (another model or config?)')
     return state
@@ -220,7 +239,7 @@ def _load_checked(model: torch.nn.Module, checkpoint: str,
     else:
         hint = official_checkpoint_hint(ckpt)
         if hint is not None:
-            raise ValueError(f'{checkpoint}: {hint}')
+            raise CheckpointMismatchError(f'{checkpoint}: {hint}')
     _load_checkpoint_to_model(model, ckpt, strict=strict, logger='silent')
     return ckpt
 
@@ -233,7 +252,7 @@ def model_test_cfg(model: torch.nn.Module):
     """
     test_cfg = getattr(model, 'test_cfg', None)
     if test_cfg is None:
-        raise ValueError(f'{type(model).__name__} has no test_cfg '
+        raise InvalidInputError(f'{type(model).__name__} has no test_cfg '
                          '(output_size, threshold)')
     return test_cfg
 
@@ -246,26 +265,41 @@ def call_test_cfg(model_output_size: str,
     Args:
         model_output_size (str): the config's ``test_cfg.output_size``.
         threshold (float, optional): ``test_cfg.threshold`` for the call.
-        output_size (str, optional): one of :data:`OUTPUT_SIZES`
-            (``'original'`` if None).
+        output_size (str, optional): one of :data:`OUTPUT_SIZES`, the
+            segmentor's own vocabulary: ``'original'`` (the image's size;
+            the default when None) or ``'input'`` (the network input size).
+            The former spelling ``'model'`` (the config's own
+            ``test_cfg.output_size``) still works with a
+            ``DeprecationWarning``.
 
     Returns:
-        dict: ``output_size`` (``'original'`` or ``model_output_size``) and
-        ``threshold`` when given.
+        dict: ``output_size`` and ``threshold`` when given.
 
     Raises:
-        ValueError: another ``output_size``; ``threshold`` not in [0, 1].
+        InvalidInputError: another ``output_size``; ``threshold`` not a
+            number in [0, 1].
     """
     output_size = output_size or 'original'
+    if output_size == 'model':
+        warnings.warn(
+            'output_size="model" is deprecated: say "input" (masks at the '
+            'network input size) or "original" (at the image size), the '
+            'words of the segmentor\'s test_cfg.output_size',
+            DeprecationWarning, stacklevel=4)
+        output_size = model_output_size
     if output_size not in OUTPUT_SIZES:
-        raise ValueError(f'output_size must be "original" or "model", '
-                         f'got {output_size!r}')
-    overrides = dict(output_size='original' if output_size == 'original'
-                     else model_output_size)
+        raise InvalidInputError(
+            f'output_size must be one of {", ".join(map(repr, OUTPUT_SIZES))}'
+            f', got {output_size!r}')
+    overrides = dict(output_size=output_size)
     if threshold is not None:
-        if not 0.0 <= float(threshold) <= 1.0:
-            raise ValueError(f'threshold must be in [0, 1], got {threshold}')
-        overrides['threshold'] = float(threshold)
+        number = isinstance(threshold, (int, float, np.floating)) and \
+            not isinstance(threshold, bool)
+        value = float(threshold) if number else float('nan')
+        if not 0.0 <= value <= 1.0:
+            raise InvalidInputError(
+                f'threshold must be a number in [0, 1], got {threshold!r}')
+        overrides['threshold'] = value
     return overrides
 
 

@@ -16,12 +16,28 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 
 from ..datasets.transforms.image_loading import LoadInferenceImage
+from ..utils.errors import InvalidInputError
+from ..utils.expressions import wordless_reason
 
 __all__ = [
-    'ImageInput', 'ANNOTATION_TRANSFORMS', 'IMAGE_LOADERS', 'FILE_LOADERS',
+    'ExpressionError', 'PipelineConfigError', 'ImageInput',
+    'ANNOTATION_TRANSFORMS', 'IMAGE_LOADERS', 'FILE_LOADERS',
     'check_expressions', 'config_test_pipeline', 'build_inference_pipeline',
     'load_image'
 ]
+
+class ExpressionError(InvalidInputError, TypeError):
+    """Expressions that are not usable (none, not strings, empty, without a
+    word); the message names the expression by its index. A ``ValueError``
+    and a ``TypeError``."""
+
+
+class PipelineConfigError(InvalidInputError, KeyError):
+    """A config whose test pipeline cannot serve inference."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ''
+
 
 #: An image: a path, or a uint8 array (H, W[, 1|3|4]), BGR by default.
 ImageInput = Union[str, Path, np.ndarray]
@@ -54,34 +70,41 @@ def check_expressions(expressions: Union[str, Sequence[str]]) -> List[str]:
         lower-cases them as in testing).
 
     Raises:
-        TypeError: ``expressions`` is not a string or a sequence (``None``,
-            a generator...), is ``bytes``, or an expression is not a string
-            (its index is named).
-        ValueError: no expression, or an empty / whitespace-only one (its
-            index is named). Text with only characters the tokenizer drops
-            (zero-width space...) is refused later by ``TokenizeText``; an
+        ExpressionError (a TypeError and a ValueError): ``expressions`` is
+            not a string or a sequence (``None``, a generator...), is
+            ``bytes``, or an expression is not a string; no expression; an
+            empty / whitespace-only one, or one without a word (only emoji,
+            symbols or punctuation, see
+            :func:`~projects.magnet.utils.wordless_reason`); the index and
+            the expression are named. Text with only characters the
+            tokenizer drops (zero-width space...) or only ``[UNK]`` tokens
+            is refused by ``TokenizeText`` (``require_known_word``); an
             expression longer than the token budget is truncated with a
             ``TextTruncationWarning`` by the inference pipeline.
     """
     if isinstance(expressions, str):
         expressions = [expressions]
     if isinstance(expressions, (bytes, bytearray)):
-        raise TypeError('expressions must be a string or a list of strings, '
-                        f'got {type(expressions).__name__} (decode it '
+        raise ExpressionError(
+            'expressions must be a string or a list of strings, '
+            f'got {type(expressions).__name__} (decode it '
                         'first)')
     if not isinstance(expressions, Sequence):
-        raise TypeError('expressions must be a string or a list of '
-                        f'strings, got {type(expressions).__name__}')
+        raise ExpressionError('expressions must be a string or a list of '
+                              f'strings, got {type(expressions).__name__}')
     exprs = list(expressions)
     if not exprs:
-        raise ValueError('no expression given')
+        raise ExpressionError('no expression given')
     for i, text in enumerate(exprs):
         if not isinstance(text, str):
-            raise TypeError(f'expression {i} must be a str, got '
-                            f'{type(text).__name__} ({text!r:.60})')
+            raise ExpressionError(f'expression {i} must be a str, got '
+                                  f'{type(text).__name__} ({text!r:.60})')
         if not text.strip():
-            raise ValueError(f'expression {i} is empty or whitespace only '
-                             f'({text!r})')
+            raise ExpressionError(f'expression {i} is empty or whitespace '
+                                  f'only ({text!r})')
+        reason = wordless_reason(text)
+        if reason is not None:
+            raise ExpressionError(f'expression {i}: {reason}')
     return exprs
 
 
@@ -108,8 +131,9 @@ def config_test_pipeline(cfg: Config) -> List[dict]:
             dataset = inner[0] if inner else None
     if cfg.get('test_pipeline'):
         return list(cfg.test_pipeline)
-    raise KeyError('the config has no test pipeline (test_dataloader / '
-                   'val_dataloader dataset pipeline, or test_pipeline)')
+    raise PipelineConfigError(
+        'the config has no test pipeline (test_dataloader / val_dataloader '
+        'dataset pipeline, or test_pipeline)')
 
 
 def build_inference_pipeline(cfg: Union[Config, List[dict]],
@@ -125,7 +149,9 @@ def build_inference_pipeline(cfg: Union[Config, List[dict]],
     * annotation transforms (``LoadReferringMask``, ``LoadAnnotations``,
       ``SampleSentence``...) are dropped;
     * ``TokenizeText`` is kept as configured (same tokenizer, token budget
-      and ids as testing) with ``warn_truncation`` set;
+      and ids as testing) with ``warn_truncation`` set and
+      ``require_known_word=True`` (an expression of only ``[UNK]`` /
+      special tokens is refused);
     * everything else (``Resize``, ``PackSegInputs``...) is kept; ``text``
       is added to ``PackSegInputs.meta_keys``.
 
@@ -140,8 +166,8 @@ def build_inference_pipeline(cfg: Union[Config, List[dict]],
         data_samples=SegDataSample)``.
 
     Raises:
-        KeyError: the config has no test pipeline.
-        ValueError: the pipeline has no ``TokenizeText`` or its
+        PipelineConfigError (a KeyError and a ValueError): the config has
+            no test pipeline, the pipeline has no ``TokenizeText``, or its
             ``PackSegInputs`` does not pack the tokens.
     """
     pipeline = copy.deepcopy(
@@ -165,20 +191,23 @@ def build_inference_pipeline(cfg: Union[Config, List[dict]],
             continue
         if name == 'TokenizeText':
             t['warn_truncation'] = warn_truncation
+            # free text with no word the vocabulary knows is refused
+            t['require_known_word'] = True
             has_tokenizer = True
         elif name == 'PackSegInputs' and 'meta_keys' in t:
             missing = [k for k in REQUIRED_META_KEYS
                        if k not in t['meta_keys']]
             if missing:
-                raise ValueError(
+                raise PipelineConfigError(
                     f'PackSegInputs.meta_keys of the test pipeline lacks '
                     f'{missing}: the model needs the tokens')
             if 'text' not in t['meta_keys']:
                 t['meta_keys'] = tuple(t['meta_keys']) + ('text', )
         out.append(t)
     if not has_tokenizer:
-        raise ValueError('the test pipeline has no TokenizeText transform: '
-                         'cannot turn an expression into tokens')
+        raise PipelineConfigError(
+            'the test pipeline has no TokenizeText transform: cannot turn an '
+            'expression into tokens')
     return Compose([loader or dict(type='LoadInferenceImage')] + out)
 
 
@@ -207,7 +236,7 @@ def load_image(image: ImageInput,
         :class:`LoadInferenceImage`.
     """
     if channel_order not in ('bgr', 'rgb'):
-        raise ValueError(f'channel_order must be "bgr" or "rgb", got '
+        raise InvalidInputError(f'channel_order must be "bgr" or "rgb", got '
                          f'{channel_order!r}')
     img = (loader or LoadInferenceImage())(dict(img=image))['img']
     if channel_order == 'rgb' and not isinstance(image, np.ndarray):

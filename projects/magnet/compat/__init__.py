@@ -13,13 +13,13 @@
   script calls ``projects.magnet.compat.install_checkpoint_loader()``.
 * :mod:`.distributed` — torchrun on CPU-only machines.
 """
-from .checkpoint import (NotACheckpointError, UnreadableCheckpointError,
-                         UntrustedCheckpointError,
+from .checkpoint import (CheckpointNotFoundError, NotACheckpointError,
+                         UnreadableCheckpointError, UntrustedCheckpointError,
                          check_torch_file, checkpoint_loader_installed,
                          install_checkpoint_loader, official_checkpoint_hint,
                          is_trusted, load_runner_checkpoint, load_weights,
                          trust_directory)
-from .distributed import init_cpu_distributed
+from .distributed import LauncherError, init_cpu_distributed
 from .mmcv_ext import (MissingCompiledOpError, has_compiled_mmcv_ops,
                        install_mmcv_ext_placeholder)
 
@@ -31,5 +31,6 @@ __all__ = [
     'checkpoint_loader_installed', 'NotACheckpointError', 'check_torch_file',
     'official_checkpoint_hint', 'UnreadableCheckpointError',
     'install_checkpoint_loader', 'is_trusted', 'load_runner_checkpoint',
-    'load_weights', 'trust_directory', 'init_cpu_distributed'
+    'load_weights', 'trust_directory', 'init_cpu_distributed',
+    'CheckpointNotFoundError', 'LauncherError'
 ]

@@ -35,7 +35,10 @@ from typing import Any, Iterable, List, Optional, Set
 import numpy as np
 import torch
 
+from ..utils.errors import InputFileNotFoundError, UserError
+
 __all__ = [
+    'CheckpointNotFoundError',
     'UntrustedCheckpointError', 'NotACheckpointError',
     'UnreadableCheckpointError', 'check_torch_file',
     'official_checkpoint_hint', 'load_weights', 'load_runner_checkpoint',
@@ -48,12 +51,16 @@ TRUST_ENV = 'MAGNET_TRUSTED_CHECKPOINT_DIRS'
 _trusted_dirs: Set[str] = set()
 
 
-class UntrustedCheckpointError(pickle.UnpicklingError):
+class UntrustedCheckpointError(UserError, pickle.UnpicklingError):
     """A checkpoint needs full unpickling and is not in a trusted place."""
 
 
-class NotACheckpointError(ValueError):
+class NotACheckpointError(UserError, ValueError):
     """The file is not a torch checkpoint at all (text, HTML, image...)."""
+
+
+class CheckpointNotFoundError(InputFileNotFoundError):
+    """A checkpoint path that does not exist."""
 
 
 class UnreadableCheckpointError(NotACheckpointError, RuntimeError):
@@ -70,13 +77,14 @@ def check_torch_file(filename: str) -> None:
     """Refuse a local file that cannot be a torch checkpoint.
 
     Raises:
-        FileNotFoundError: the file does not exist.
+        CheckpointNotFoundError: the file does not exist.
         NotACheckpointError: its first bytes are neither a zip archive nor a
             pickle (e.g. a text file or an HTML error page saved by a failed
             download); ``.safetensors`` files are not checked here.
     """
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file not found: {filename}')
+        raise CheckpointNotFoundError(
+            f'checkpoint file not found: {filename}')
     if filename.endswith('.safetensors'):
         return
     with open(filename, 'rb') as f:
@@ -182,7 +190,7 @@ def load_weights(filename: str, map_location: Any = 'cpu') -> Any:
     """Load released weights / converter inputs: tensors only, never code.
 
     Raises:
-        FileNotFoundError: The file does not exist.
+        CheckpointNotFoundError: The file does not exist.
         UntrustedCheckpointError: The file holds Python objects other than
             tensors and plain containers.
     """
@@ -211,7 +219,8 @@ def load_runner_checkpoint(filename: str, map_location: Any = None) -> Any:
     """mmengine local loader: weights-only, full unpickling only if trusted.
 
     Raises:
-        FileNotFoundError / NotACheckpointError: see :func:`check_torch_file`.
+        CheckpointNotFoundError / NotACheckpointError: see
+            :func:`check_torch_file`.
         UntrustedCheckpointError: the file needs full unpickling and does
             not lie under a trusted directory.
     """

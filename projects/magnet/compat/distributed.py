@@ -15,7 +15,13 @@ import torch
 import torch.distributed as dist
 from mmengine.logging import print_log
 
+from ..utils.errors import UserError
+
 CPU_BACKENDS = ('gloo', 'mpi')
+
+
+class LauncherError(UserError, RuntimeError):
+    """``--launcher pytorch`` outside torchrun (no rank environment)."""
 
 
 def init_cpu_distributed(launcher: str, cfg) -> bool:
@@ -36,7 +42,7 @@ def init_cpu_distributed(launcher: str, cfg) -> bool:
     missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR',
                            'MASTER_PORT') if k not in os.environ]
     if missing:
-        raise RuntimeError(
+        raise LauncherError(
             f'--launcher pytorch needs {missing} in the environment: start '
             'the tool with torchrun (tools/dist_train.sh, dist_test.sh)')
     dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', {}) or {}

@@ -25,11 +25,13 @@ import importlib.util
 import sys
 import types
 
+from ..utils.errors import UserError
+
 __all__ = ['MissingCompiledOpError', 'install_mmcv_ext_placeholder',
            'has_compiled_mmcv_ops']
 
 
-class MissingCompiledOpError(RuntimeError):
+class MissingCompiledOpError(UserError, RuntimeError):
     """Raised when a compiled mmcv kernel is called under mmcv-lite."""
 
 

@@ -31,6 +31,7 @@ import torch
 
 from ..models.utils.key_rules import KeyRule, apply_key_rules
 from ..models.utils.swin_checkpoint import convert_official_vision
+from ..utils.errors import UserError
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -38,7 +39,7 @@ OFFICIAL_PREFIXES = ('image_model.', 'language_model.', 'classifier.',
                      'lang_proj.')
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """The input is not an official MagNet checkpoint."""
 
 

@@ -27,11 +27,12 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
+from ..utils.errors import InvalidInputError, UserError
 from .gradient_health import (GateProbe, GradientRecorder, frozen_parameters,
                               parameter_group, unwrap)
 
 
-class DeadParametersError(RuntimeError):
+class DeadParametersError(UserError, RuntimeError):
     """Trainable parameters received no gradient (``strict=True``)."""
 
 
@@ -62,9 +63,9 @@ class GradientHealthHook(Hook):
                  depth: int = 2,
                  max_names: int = 8) -> None:
         if check_iters < 0 or interval < 0 or depth < 1:
-            raise ValueError('GradientHealthHook: check_iters and interval '
-                             'must be >= 0 and depth >= 1, got '
-                             f'{check_iters}, {interval}, {depth}')
+            raise InvalidInputError(
+                'GradientHealthHook: check_iters and interval must be >= 0 '
+                f'and depth >= 1, got {check_iters}, {interval}, {depth}')
         self.check_iters = check_iters
         self.strict = strict
         self.interval = interval

@@ -23,6 +23,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.registry import HOOKS
 
+from ..utils.errors import InvalidInputError
 from ..utils.random_state import preserved_random_state
 
 
@@ -64,9 +65,11 @@ class LearningCurveHook(Hook):
                  out_prefix: str = 'learning_curve') -> None:
         fractions = sorted(float(f) for f in fractions)
         if not fractions or fractions[0] <= 0 or fractions[-1] > 1:
-            raise ValueError(f'fractions must lie in (0, 1], got {fractions}')
+            raise InvalidInputError(
+                f'fractions must lie in (0, 1], got {fractions}')
         if num_samples < 1:
-            raise ValueError(f'num_samples must be >= 1, got {num_samples}')
+            raise InvalidInputError(
+                f'num_samples must be >= 1, got {num_samples}')
         self.fractions = fractions
         self.num_samples = int(num_samples)
         self.metric = metric
@@ -118,8 +121,8 @@ class LearningCurveHook(Hook):
         evaluator = runner.cfg.get('val_evaluator') or getattr(
             runner, '_val_evaluator', None)
         if not isinstance(cfg, dict) or evaluator is None:
-            raise ValueError('LearningCurveHook needs val_dataloader (a '
-                             'config dict) and val_evaluator')
+            raise InvalidInputError('LearningCurveHook needs val_dataloader '
+                                    '(a config dict) and val_evaluator')
         cfg = copy.deepcopy(cfg)
         cfg['persistent_workers'] = False
         cfg['num_workers'] = 0  # a few batches: workers cost more
@@ -130,7 +133,8 @@ class LearningCurveHook(Hook):
         dataset = loader.dataset
         n = len(dataset)
         if n == 0:
-            raise ValueError('LearningCurveHook: the val dataset is empty')
+            raise InvalidInputError(
+                'LearningCurveHook: the val dataset is empty')
         index = np.unique(
             np.linspace(0, n - 1, min(n, self.num_samples)).round().astype(
                 int))

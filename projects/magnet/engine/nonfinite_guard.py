@@ -35,6 +35,8 @@ from mmseg.registry import OPTIM_WRAPPERS
 from mmengine.runner.amp import autocast
 from torch import nn
 
+from ..utils.errors import InvalidInputError, UserError
+
 __all__ = [
     'NonFiniteError', 'GuardedOptimWrapper', 'GuardedAmpOptimWrapper',
     'CPUAmpOptimWrapper', 'BATCH_INFO_KEY', 'SKIPPED_KEY'
@@ -47,7 +49,7 @@ SKIPPED_KEY = 'train/nonfinite_skipped'
 _MODES = ('error', 'skip')
 
 
-class NonFiniteError(FloatingPointError, RuntimeError):
+class NonFiniteError(UserError, FloatingPointError, RuntimeError):
     """A loss or gradient of a training step is NaN or Inf (a
     ``RuntimeError`` too: the tools end it with one ``error:`` line)."""
 
@@ -69,11 +71,13 @@ class _NonFiniteGuard:
     def _init_guard(self, nonfinite: str, max_consecutive_skips: int,
                     check_grads: bool) -> None:
         if nonfinite not in _MODES:
-            raise ValueError(f'optim_wrapper.nonfinite must be one of '
-                             f'{_MODES}, got {nonfinite!r}')
+            raise InvalidInputError(
+                f'optim_wrapper.nonfinite must be one of {_MODES}, got '
+                f'{nonfinite!r}')
         if max_consecutive_skips < 1:
-            raise ValueError('optim_wrapper.max_consecutive_skips must be '
-                             f'>= 1, got {max_consecutive_skips}')
+            raise InvalidInputError(
+                'optim_wrapper.max_consecutive_skips must be >= 1, got '
+                f'{max_consecutive_skips}')
         self.nonfinite = nonfinite
         self.max_consecutive_skips = int(max_consecutive_skips)
         self.check_grads = check_grads
@@ -199,8 +203,9 @@ class CPUAmpOptimWrapper(GuardedOptimWrapper):
 
     def __init__(self, *args, dtype: str = 'bfloat16', **kwargs) -> None:
         if dtype not in ('bfloat16', torch.bfloat16):
-            raise ValueError('CPUAmpOptimWrapper: CPU autocast supports '
-                             f'dtype="bfloat16" only, got {dtype!r}')
+            raise InvalidInputError(
+                'CPUAmpOptimWrapper: CPU autocast supports dtype="bfloat16" '
+                f'only, got {dtype!r}')
         super().__init__(*args, **kwargs)
         self.cast_dtype = torch.bfloat16
 

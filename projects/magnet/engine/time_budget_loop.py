@@ -23,9 +23,16 @@ from mmengine.runner import IterBasedTrainLoop
 from mmseg.registry import LOOPS
 from torch.utils.data import DataLoader
 
+from ..utils.errors import InvalidInputError, UserError
+
 #: runtime-info key under which the calibrated length is kept (saved in the
 #: checkpoints' message hub, so a resumed run keeps the same schedule)
 CALIBRATED_KEY = 'time_budget_max_iters'
+
+
+class ScheduleBudgetError(UserError, TypeError):
+    """A scheduler of the config whose length the time budget cannot
+    rescale."""
 
 
 @LOOPS.register_module()
@@ -79,14 +86,16 @@ class TimeBudgetTrainLoop(IterBasedTrainLoop):
                  val_interval: int = 10**9,
                  dynamic_intervals: Optional[list] = None) -> None:
         if max_time <= 0:
-            raise ValueError(f'max_time must be > 0 seconds, got {max_time}')
+            raise InvalidInputError(
+                f'max_time must be > 0 seconds, got {max_time}')
         if not 0 <= skip_iters < calibrate_iters:
-            raise ValueError(
+            raise InvalidInputError(
                 f'need 0 <= skip_iters < calibrate_iters, got skip_iters='
                 f'{skip_iters}, calibrate_iters={calibrate_iters}')
         if min_iters < 1 or max_iters < 1:
-            raise ValueError(f'need min_iters >= 1 and max_iters >= 1, got '
-                             f'{min_iters}, {max_iters}')
+            raise InvalidInputError(
+                f'need min_iters >= 1 and max_iters >= 1, got {min_iters}, '
+                f'{max_iters}')
         min_iters = min(min_iters, max_iters)  # a shorter max_iters wins
         super().__init__(runner, dataloader, max_iters, val_begin,
                          val_interval, dynamic_intervals)
@@ -204,7 +213,7 @@ def rescale_schedulers(param_schedulers, old_end: int, new_end: int,
         if getattr(sched, 'by_epoch', False) or sched.end != old_end:
             continue
         if new_end <= sched.begin:
-            raise ValueError(
+            raise InvalidInputError(
                 f'{type(sched).__name__} begins at iteration {sched.begin}, '
                 f'after the budgeted length {new_end}: make the warm-up '
                 'shorter or the time budget longer')
@@ -216,7 +225,7 @@ def rescale_schedulers(param_schedulers, old_end: int, new_end: int,
         elif type(sched).__name__.startswith('Constant'):
             pass
         else:
-            raise TypeError(
+            raise ScheduleBudgetError(
                 f'{type(sched).__name__} ends at max_iters but its length '
                 'cannot be rescaled by TimeBudgetTrainLoop; use PolyLR, '
                 'LinearLR or CosineAnnealingLR for the last phase')

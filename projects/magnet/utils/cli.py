@@ -8,22 +8,24 @@ when asked for: ``MAGNET_TRACEBACK=1`` in the environment (or the tool's own
 ``--traceback`` flag, which sets it).
 
 Which exceptions count as "a user can fix it" is :data:`USER_ERRORS`: the
-built-in families that the project's own checks raise (``ValueError`` and
-its subclasses ``ReferFormatError``, ``ConversionError``,
-``NotACheckpointError``..., ``OSError`` / ``FileNotFoundError``,
-``KeyError`` / ``TypeError`` for config mistakes, ``RuntimeError`` for
-torch's load errors, ``pickle.UnpicklingError``). Anything else (a real
-bug) keeps its traceback.
+project's :class:`~projects.magnet.utils.errors.UserError` and its
+subclasses, nothing else. Code that finds a user mistake raises one
+(``InvalidInputError``, ``InputFileError``, ``OutputPathError``, or a
+module's own ``class XError(UserError, ValueError)``); an error of a
+third-party library caused by the user's input is wrapped into one at its
+call site. Any other exception (``TypeError``, ``KeyError``,
+``AssertionError``... from a real bug) keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import sys
 from typing import Callable, Optional, Tuple, Type
 
 from mmengine.config import DictAction
+
+from .errors import UserError
 
 __all__ = [
     'USER_ERRORS', 'TRACEBACK_ENV', 'error_line', 'run_cli', 'CfgOptionsAction'
@@ -32,10 +34,8 @@ __all__ = [
 #: Set to 1 to see the traceback of an ``error:`` line.
 TRACEBACK_ENV = 'MAGNET_TRACEBACK'
 
-USER_ERRORS: Tuple[Type[BaseException], ...] = (
-    ValueError, OSError, KeyError, TypeError, RuntimeError,
-    pickle.UnpicklingError, EOFError, ImportError, AssertionError,
-    SyntaxError)  # SyntaxError: a config file that is not valid Python
+#: What :func:`run_cli` prints as one line (everything else is a bug).
+USER_ERRORS: Tuple[Type[BaseException], ...] = (UserError, )
 
 
 def error_line(err: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""Catch a misspelt top-level config key before a run starts.
+"""Catch a misspelt top-level config key or a value of the wrong type
+before a run starts.
 
 mmengine's ``Runner.from_cfg`` reads the keys it knows and ignores the rest:
 ``train_dataloder = dict(batch_size=4)`` in a config (or ``--cfg-options
@@ -8,15 +9,24 @@ the component is built. :func:`check_config_keys` refuses a top-level key
 that is not one the Runner reads but is a near miss of one (helper variables
 such as ``data_root`` or ``max_iters`` are far from every Runner key and
 pass).
+
+:func:`check_config_values` refuses a value of the wrong type at a key whose
+type is known (``train_dataloader.batch_size='8'``, ``optim_wrapper.
+optimizer.lr='1e-3'``...): PyTorch would fail on it deep inside the first
+iteration, or compare a string with a number in the middle of a run.
 """
 from __future__ import annotations
 
 import difflib
-from typing import Iterable, List
+import os.path as osp
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
+
+from .errors import InputFileNotFoundError, InvalidInputError, UserError
 
 __all__ = [
     'RUNNER_KEYS', 'COMMON_HELPERS', 'check_config_keys',
-    'MisspeltConfigKeyError', 'ConfigFileError', 'load_config'
+    'MisspeltConfigKeyError', 'ConfigFileError', 'load_config',
+    'VALUE_TYPES', 'ConfigValueError', 'check_config_values'
 ]
 
 #: Top-level keys mmengine's Runner (``from_cfg`` and the runner's build
@@ -42,7 +52,7 @@ COMMON_HELPERS = frozenset((
     'tokenizer', 'max_tokens', 'train_ann', 'test_ann', 'num_classes'))
 
 
-class MisspeltConfigKeyError(KeyError):
+class MisspeltConfigKeyError(UserError, KeyError):
     """A top-level config key is a near miss of a key the Runner reads."""
 
     def __str__(self) -> str:  # KeyError would quote the message
@@ -77,19 +87,23 @@ def check_config_keys(keys: Iterable[str], source: str = 'config',
             'have no effect')
 
 
-class ConfigFileError(ValueError):
+class ConfigFileError(UserError, ValueError):
     """A config file that cannot be read as an mmengine config."""
+
+
+class ConfigValueError(InvalidInputError, TypeError):
+    """A config value of the wrong type (a ``ValueError`` and a
+    ``TypeError``: either ``except`` catches it)."""
 
 
 def load_config(path: str):
     """``mmengine.Config.fromfile`` with the file named in its errors: a
     missing file, or one that is not valid Python (mmengine's own message
-    says ``<unknown>`` for the file)."""
-    import os.path as osp
-
+    says ``<unknown>`` for the file), or one mmengine cannot read (a missing
+    ``_base_`` file, an unknown ``{{ }}`` variable...)."""
     from mmengine.config import Config
     if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
+        raise InputFileNotFoundError(f'config file not found: {path}')
     try:
         return Config.fromfile(path)
     except SyntaxError as err:
@@ -97,3 +111,113 @@ def load_config(path: str):
         raise ConfigFileError(
             f'{path}: not a valid config (Python syntax error at {where}: '
             f'{err.msg}); a _base_ file it inherits may be the one') from err
+    except (OSError, KeyError, ImportError, AttributeError,
+            NameError) as err:
+        # mmengine parses the file itself (it executes it, resolves its
+        # _base_ files and variables): these come from the file's content
+        raise ConfigFileError(
+            f'{path}: cannot be read as a config ({type(err).__name__}: '
+            f'{err})') from err
+
+
+#: Expected types of config values, by dotted key (``*`` = every item of a
+#: list, or every key of a dict). ``int`` excludes ``bool``; ``float``
+#: accepts ``int``.
+VALUE_TYPES: Tuple[Tuple[str, Tuple[type, ...]], ...] = tuple(
+    [(f'{loader}.{key}', types)
+     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')
+     for key, types in (('batch_size', (int, )), ('num_workers', (int, )),
+                        ('persistent_workers', (bool, )),
+                        ('pin_memory', (bool, )),
+                        ('prefetch_factor', (int, type(None))))] + [
+        ('optim_wrapper.optimizer.lr', (float, )),
+        ('optim_wrapper.optimizer.weight_decay', (float, )),
+        ('optim_wrapper.optimizer.momentum', (float, )),
+        ('optim_wrapper.optimizer.eps', (float, )),
+        ('optim_wrapper.accumulative_counts', (int, )),
+        ('optim_wrapper.clip_grad.max_norm', (float, )),
+        ('optim_wrapper.max_consecutive_skips', (int, )),
+        ('train_cfg.max_iters', (int, )),
+        ('train_cfg.max_epochs', (int, )),
+        ('train_cfg.val_interval', (int, )),
+        ('train_cfg.val_begin', (int, )),
+        ('train_cfg.min_iters', (int, )),
+        ('train_cfg.max_time', (float, )),
+        ('param_scheduler.*.begin', (int, )),
+        ('param_scheduler.*.end', (int, )),
+        ('param_scheduler.*.eta_min', (float, )),
+        ('param_scheduler.*.power', (float, )),
+        ('param_scheduler.*.start_factor', (float, )),
+        ('default_hooks.*.interval', (int, )),
+        ('default_hooks.checkpoint.max_keep_ckpts', (int, )),
+        ('model.test_cfg.threshold', (float, )),
+        ('randomness.seed', (int, type(None))),
+        ('randomness.deterministic', (bool, )),
+    ])
+
+
+def _type_ok(value: Any, types: Tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return bool in types
+    if float in types and isinstance(value, int):
+        return True
+    return isinstance(value, tuple(t for t in types if t is not bool))
+
+
+def _find(node: Any, parts: List[str],
+          prefix: str) -> Iterator[Tuple[str, Any]]:
+    """(dotted key, value) of every value at ``parts`` under ``node``."""
+    if not parts:
+        yield prefix, node
+        return
+    head, rest = parts[0], parts[1:]
+    if head == '*':
+        if isinstance(node, (list, tuple)):
+            items = [(str(i), v) for i, v in enumerate(node)]
+        elif hasattr(node, 'items'):
+            items = [(str(k), v) for k, v in node.items()]
+        else:
+            items = []
+    elif hasattr(node, 'get') and head in node:
+        items = [(head, node.get(head))]
+    else:
+        items = []
+    for key, value in items:
+        yield from _find(value, rest, f'{prefix}.{key}' if prefix else key)
+
+
+def _type_names(types: Tuple[type, ...]) -> str:
+    names = {int: 'an integer', float: 'a number', bool: 'true/false',
+             type(None): 'None'}
+    return ' or '.join(names.get(t, t.__name__) for t in types)
+
+
+def check_config_values(cfg, source: str = 'config',
+                        cfg_options: Optional[dict] = None) -> None:
+    """Raise :class:`ConfigValueError` for values of the wrong type at the
+    keys of :data:`VALUE_TYPES` (every one found is listed).
+
+    Args:
+        cfg: an mmengine ``Config`` (or a dict).
+        source (str): the config file, for the message.
+        cfg_options (dict, optional): the ``--cfg-options`` merged into
+            ``cfg``; a bad value set there is said to come from there.
+    """
+    problems = []
+    for pattern, types in VALUE_TYPES:
+        for key, value in _find(cfg, pattern.split('.'), ''):
+            if value is None and type(None) not in types \
+                    and key.endswith(('max_epochs', 'max_iters', 'max_time')):
+                continue  # unset: the loop uses the other bound
+            if _type_ok(value, types):
+                continue
+            origin = ' (from --cfg-options)' if cfg_options and \
+                key in cfg_options else ''
+            problems.append(f'{key}={value!r}{origin} is a '
+                            f'{type(value).__name__}; expected '
+                            f'{_type_names(types)}')
+    if problems:
+        raise ConfigValueError(
+            f'{source}: wrong value type: ' + '; '.join(problems) +
+            (' (a quoted number is a string: write 8, not \'8\')'
+             if any(' is a str;' in p for p in problems) else ''))

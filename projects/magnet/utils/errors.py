@@ -11,7 +11,7 @@ that catch ``ValueError`` / ``OSError`` / ``TypeError`` keep working::
 from __future__ import annotations
 
 __all__ = ['UserError', 'InvalidInputError', 'InputFileError',
-           'OutputPathError']
+           'InputFileNotFoundError', 'OutputPathError']
 
 
 class UserError(Exception):
@@ -26,6 +26,11 @@ class InvalidInputError(UserError, ValueError):
 class InputFileError(UserError, OSError):
     """An input file or folder is missing or unreadable; the message names
     it."""
+
+
+class InputFileNotFoundError(InputFileError, FileNotFoundError):
+    """An input file or folder the user named does not exist (a
+    ``FileNotFoundError`` too)."""
 
 
 class OutputPathError(UserError, OSError):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib.util
 import os.path as osp
 
+from .errors import InputFileNotFoundError
+
 __all__ = ['resolve_pretrained']
 
 
@@ -15,9 +17,10 @@ def resolve_pretrained(name_or_path: str) -> str:
     package, _, subdir = name_or_path[len('pkg://'):].partition('/')
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
+        raise InputFileNotFoundError(
             f'{name_or_path}: package "{package}" is not installed')
     path = osp.join(list(spec.submodule_search_locations)[0], subdir)
     if not osp.isdir(path):
-        raise FileNotFoundError(f'{name_or_path}: {path} is not a folder')
+        raise InputFileNotFoundError(
+            f'{name_or_path}: {path} is not a folder')
     return path

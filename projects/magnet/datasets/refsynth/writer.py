@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import os.path as osp
 import pickle
 from typing import Dict, List, Optional, Tuple
@@ -11,6 +10,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
+from ...utils.output_files import atomic_write, check_output_dir
 from .grammar import KIND_NAMES, SHAPES, parse_expression, render_expression
 from .render import annotate, paint
 from .resolve import candidate_programs, is_unique
@@ -160,10 +160,13 @@ def generate_refer_dataset(out_dir: str,
         max_sentences_per_ref=max_sentences_per_ref, min_objects=min_objects,
         max_objects=max_objects, num_shapes=num_shapes,
         num_colours=num_colours, train_kind_weights=train_kind_weights)
+    # refuse an output root that is a file, under a file or not writable
+    # before any scene is drawn
+    check_output_dir(out_dir, what='dataset output folder')
     img_dir = osp.join(out_dir, 'images', 'mscoco', 'images', 'train2014')
     ann_dir = osp.join(out_dir, dataset_name)
-    os.makedirs(img_dir, exist_ok=True)
-    os.makedirs(ann_dir, exist_ok=True)
+    check_output_dir(img_dir, what='dataset image folder')
+    check_output_dir(ann_dir, what='dataset annotation folder')
     n_test_a = num_test_images // 2
     splits = (['train'] * num_train_images + ['val'] * num_val_images +
               ['testA'] * n_test_a + ['testB'] *
@@ -242,14 +245,16 @@ def generate_refer_dataset(out_dir: str,
                     file_name=f'{stem}_{obj_ann_ids[target]}.{image_format}'))
             stats['refs'] += 1
             stats['sentences'] += len(sentences)
-    with open(osp.join(ann_dir, f'refs({split_by}).p'), 'wb') as f:
+    # atomic: an interrupted run never leaves a half-written annotation
+    # file that a later run would take for a dataset
+    with atomic_write(osp.join(ann_dir, f'refs({split_by}).p')) as f:
         pickle.dump(refs, f, protocol=2)  # REFER files are protocol-2
-    with open(osp.join(ann_dir, 'instances.json'), 'w') as f:
+    with atomic_write(osp.join(ann_dir, 'instances.json'), 'w') as f:
         json.dump(
             dict(
                 images=images, annotations=annotations,
                 categories=categories), f)
-    with open(osp.join(ann_dir, GENERATOR_FILE), 'w') as f:
+    with atomic_write(osp.join(ann_dir, GENERATOR_FILE), 'w') as f:
         json.dump(settings, f, indent=1, sort_keys=True)
     return dict(
         out_dir=out_dir,

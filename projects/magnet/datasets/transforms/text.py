@@ -11,13 +11,29 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
+from ...utils.errors import InputFileError, InvalidInputError
+
 __all__ = [
-    'SampleSentence', 'TokenizeText', 'TextTruncationWarning', 'get_tokenizer'
+    'SampleSentence', 'TokenizeText', 'TextTruncationWarning',
+    'get_tokenizer', 'TextInputError', 'known_word_ids'
 ]
 
 
 class TextTruncationWarning(UserWarning):
     """An expression has more tokens than the model's token budget."""
+
+
+class TextInputError(InvalidInputError):
+    """A sentence that cannot be tokenised into a usable expression (a
+    ``ValueError``); the message names the sample (``ref_id`` /
+    ``sent_id``, or the expression)."""
+
+
+def known_word_ids(tokenizer, ids) -> list:
+    """The ids of ``ids`` that are words of the vocabulary: neither special
+    (``[CLS]``, ``[SEP]``, ``[MASK]``, ``[PAD]``...) nor ``[UNK]``."""
+    special = set(tokenizer.all_special_ids)  # includes unk_token_id
+    return [i for i in ids if i not in special]
 
 
 def _where(results: dict) -> str:
@@ -57,11 +73,11 @@ class SampleSentence(BaseTransform):
         sentences = results.get('sentences')
         if sentences is None or (isinstance(sentences, (list, tuple))
                                  and not sentences):
-            raise ValueError(
+            raise TextInputError(
                 f'{ref}: "sentences" is missing or empty (and there is no '
                 '"text")')
         if not isinstance(sentences, (list, tuple)):
-            raise ValueError(
+            raise TextInputError(
                 f'{ref}: "sentences" must be a list of dicts with "raw" and '
                 f'"sent_id", got {type(sentences).__name__}')
         for i, sent in enumerate(sentences):
@@ -69,7 +85,7 @@ class SampleSentence(BaseTransform):
                     or 'sent_id' not in sent:
                 got = (f'keys {sorted(map(str, sent))}' if isinstance(
                     sent, Mapping) else type(sent).__name__)
-                raise ValueError(
+                raise TextInputError(
                     f'{ref}: "sentences"[{i}] must be a dict with "raw" and '
                     f'"sent_id", got {got}')
         sent = sentences[np.random.randint(len(sentences))]
@@ -94,7 +110,12 @@ def get_tokenizer(name_or_dir: str):
     from transformers import AutoTokenizer
 
     from ...utils.pretrained import resolve_pretrained
-    return AutoTokenizer.from_pretrained(resolve_pretrained(name_or_dir))
+    path = resolve_pretrained(name_or_dir)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as err:  # transformers: no such folder / hub name
+        raise InputFileError(
+            f'tokenizer {name_or_dir!r} cannot be loaded: {err}') from err
 
 
 @TRANSFORMS.register_module()
@@ -127,6 +148,12 @@ class TokenizeText(BaseTransform):
         allow_empty (bool): accept text without any word piece (empty,
             whitespace only, or only characters the tokenizer drops), encoded
             as ``[CLS] [SEP]``. Defaults to False: raise a ValueError.
+        require_known_word (bool): refuse text whose word pieces are all
+            ``[UNK]`` or special tokens (``'🐶'``, ``'[MASK]'``, CJK the
+            vocabulary lacks): the model would get no word it knows. The
+            inference pipeline turns it on; defaults to False, as the
+            official tokenisation (datasets check their expressions while
+            indexing, see :func:`projects.magnet.utils.wordless_reason`).
         warn_truncation (bool): emit a :class:`TextTruncationWarning` (with
             the number of dropped tokens) for every sentence with more than
             ``max_length`` ids (the inference API turns it on). Defaults to
@@ -136,8 +163,9 @@ class TokenizeText(BaseTransform):
             are the same either way.
 
     Raises:
-        ValueError: ``text`` is missing or not a ``str`` (bytes included),
-            or has no word piece and ``allow_empty`` is False; the message
+        TextInputError (a ValueError): ``text`` is missing or not a ``str``
+            (bytes included), or has no word piece and ``allow_empty`` is
+            False, or (``require_known_word``) no known word; the message
             names ``"text"`` and, for dataset items, the ``ref_id`` and
             ``sent_id``.
     """
@@ -147,14 +175,17 @@ class TokenizeText(BaseTransform):
                  max_length: int = 20,
                  pad_id: int = 0,
                  allow_empty: bool = False,
-                 warn_truncation: bool = False) -> None:
+                 warn_truncation: bool = False,
+                 require_known_word: bool = False) -> None:
         if max_length < 1:
-            raise ValueError(f'max_length must be >= 1, got {max_length}')
+            raise InvalidInputError(
+                f'TokenizeText: max_length must be >= 1, got {max_length}')
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.pad_id = pad_id
         self.allow_empty = allow_empty
         self.warn_truncation = warn_truncation
+        self.require_known_word = require_known_word
         #: whether the first (quiet) truncation has been logged
         self._truncation_logged = False
 
@@ -164,21 +195,27 @@ class TokenizeText(BaseTransform):
         if not isinstance(text, str):
             got = ('nothing ("text" is missing)' if 'text' not in results
                    else f'{type(text).__name__} ({text!r:.60})')
-            raise ValueError(
+            raise TextInputError(
                 f'{where}"text" must be a str, got {got}; add SampleSentence '
                 'before TokenizeText for training items')
         if not text.strip() and not self.allow_empty:
-            raise ValueError(
+            raise TextInputError(
                 f'{where}"text" is empty or whitespace only ({text!r:.60}; '
                 'set allow_empty=True to encode it as [CLS] [SEP])')
         tokenizer = get_tokenizer(self.tokenizer)
         ids = tokenizer.encode(text, add_special_tokens=True)
         if len(ids) <= tokenizer.num_special_tokens_to_add() \
                 and not self.allow_empty:
-            raise ValueError(
+            raise TextInputError(
                 f'{where}"text" {text!r:.60} has no tokens: the tokenizer '
                 'drops all its characters (control / format characters); '
                 'set allow_empty=True to encode it as [CLS] [SEP]')
+        if self.require_known_word and not known_word_ids(tokenizer, ids):
+            pieces = tokenizer.convert_ids_to_tokens(ids)[1:-1]
+            raise TextInputError(
+                f'{where}"text" {text!r:.60} has no word the tokenizer '
+                f'knows (its tokens are {" ".join(pieces)}): the model '
+                'would see no word')
         if len(ids) > self.max_length:
             self._report_truncation(text, len(ids))
         ids = ids[:self.max_length]
@@ -209,4 +246,5 @@ class TokenizeText(BaseTransform):
         return (f'{self.__class__.__name__}(tokenizer={self.tokenizer!r}, '
                 f'max_length={self.max_length}, pad_id={self.pad_id}, '
                 f'allow_empty={self.allow_empty}, '
-                f'warn_truncation={self.warn_truncation})')
+                f'warn_truncation={self.warn_truncation}, '
+                f'require_known_word={self.require_known_word})')

@@ -16,12 +16,16 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList, add_prefix)
 
+from ...utils.errors import InvalidInputError
 from ..utils.inert import collect_inert_parameters, param_names
 from .training_modules import tolerate_training_modules
 
 Tensor = torch.Tensor
 
 TEXT_KEYS = ('input_ids', 'attention_mask')
+#: ``test_cfg.output_size``, the one vocabulary of mask sizes (the
+#: inference API's ``output_size`` uses it too): ``'input'`` = the network
+#: input size (the official protocol), ``'original'`` = the image's size.
 OUTPUT_SIZES = ('input', 'original')
 SENTENCE_POOLING = ('mean', 'cls')
 
@@ -110,8 +114,9 @@ class MagNet(EncoderDecoder):
             **(test_cfg or {})
         })
         if test_cfg['output_size'] not in OUTPUT_SIZES:
-            raise ValueError(f'test_cfg.output_size must be one of '
-                             f'{OUTPUT_SIZES}, got {test_cfg["output_size"]}')
+            raise InvalidInputError(
+                f'test_cfg.output_size must be one of {OUTPUT_SIZES}, got '
+                f'{test_cfg["output_size"]!r}')
         if not 0.0 <= float(test_cfg['threshold']) <= 1.0:
             raise ValueError(f'test_cfg.threshold must be in [0, 1], got '
                              f'{test_cfg["threshold"]}')
