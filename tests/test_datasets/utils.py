@@ -157,3 +157,20 @@ def write_instances(folder, **top_level):
     with open(path, 'w') as f:
         json.dump(top_level, f)
     return path
+
+
+def write_one_ref(tmp_path, ref=None, ann=None, image=None) -> str:
+    """A ``handmade`` data root with one val ref, one image and one
+    annotation (each replaceable); returns the root."""
+    image = image or dict(id=1, file_name='a.jpg', height=20, width=30)
+    ann = ann or dict(id=10, image_id=1, segmentation=[[1, 1, 9, 1, 9, 9]])
+    ref = ref or make_ref(5, 10, 1, 'val', [('a thing', 1)])
+    write_refer(str(tmp_path), [ref], [image], [ann])
+    return str(tmp_path)
+
+
+def build_handmade_val(root):
+    """``RefCOCODataset`` on the val split of ``root/handmade``."""
+    from projects.magnet.datasets import RefCOCODataset
+    return RefCOCODataset(data_root=root, dataset='handmade', split='val')
+
