@@ -1,3 +1,5 @@
+# Over 400 lines: one harness (runs, training, evaluation, table) whose
+# parts only make sense together; the table itself is ablation_report.py.
 """Train ablation configs at an equal budget over seeds; tabulate mean+-std.
 
 For every config (``--set all``: the six CPU ablation configs on the
