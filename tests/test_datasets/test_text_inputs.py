@@ -221,6 +221,22 @@ def test_check_expressions_bad_inputs(exprs, error, match):
 
 
 def test_check_expressions_passes_valid_text_unchanged():
-    exprs = ('la pelota roja à gauche', '左边的红色圆圈', '🐶', LONG)
+    exprs = ('la pelota roja à gauche', '左边的红色圆圈', LONG)
     assert check_expressions(exprs) == list(exprs)
     assert check_expressions('the cat') == ['the cat']
+
+
+@pytest.mark.parametrize('exprs, index', [
+    ('🐶', 0), (['the cat', '🐶'], 1), (['the cat', '?!', 'a dog'], 1)])
+def test_check_expressions_refuses_text_without_a_word(exprs, index):
+    """An expression of only emoji / symbols / punctuation has no word a
+    tokenizer knows: refused as a UserError (and a ValueError) naming the
+    expression's index and text."""
+    from projects.magnet.utils import UserError
+    text = [exprs][0] if isinstance(exprs, str) else exprs[index]
+    with pytest.raises(ValueError) as info:
+        check_expressions(exprs)
+    assert isinstance(info.value, UserError)
+    assert str(info.value) == (
+        f'expression {index}: {text!r} has no word (only symbols, emoji or '
+        'punctuation): no token a text encoder knows')

@@ -70,7 +70,8 @@ import torch  # noqa: E402
 
 from projects.magnet.engine import benchmarking as B  # noqa: E402
 from projects.magnet.engine.benchmarking import apply_switches  # noqa: E402
-from projects.magnet.utils.errors import InvalidInputError  # noqa: E402
+from projects.magnet.utils.errors import (  # noqa: E402
+    InputFileError, InvalidInputError)
 
 MODES = ('inference', 'train', 'memory')
 #: ``--repeat`` when not given
@@ -124,6 +125,12 @@ def parse_args(argv=None) -> argparse.Namespace:
             'inference only')
     if args.repeat is None:
         args.repeat = REPEAT.get(args.mode, 1)
+    if args.repeat < 1:
+        raise InvalidInputError(
+            f'--repeat must be >= 1 (timed calls), got {args.repeat}')
+    if args.warmup < 0:
+        raise InvalidInputError(
+            f'--warmup must be >= 0 (untimed calls), got {args.warmup}')
     return args
 
 
@@ -206,8 +213,9 @@ def run_train(args) -> dict:
 def _hwm_mib() -> float:
     peak = B.proc_status_mib('VmHWM')
     if peak is None:  # the CPU reading needs Linux's /proc
-        raise OSError('no VmHWM in /proc/self/status: --mode memory on the '
-                      'CPU reads the peak RSS there (Linux)')
+        raise InputFileError(
+            'no VmHWM in /proc/self/status: --mode memory on the CPU reads '
+            'the peak RSS there (Linux only; use --device cuda elsewhere)')
     return peak
 
 

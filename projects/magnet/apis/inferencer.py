@@ -1,5 +1,9 @@
 """Inference on your own image and expressions: :class:`MagNetInferencer`.
 
+Over 400 lines: one mmengine ``BaseInferencer``, whose stages are methods
+of one class (its model build, pipeline and result are in :mod:`.model`,
+:mod:`.pipeline` and :mod:`.result`).
+
 An mmengine ``BaseInferencer``::
 
     from projects.magnet.apis import MagNetInferencer

@@ -5,6 +5,7 @@ import contextlib
 import copy
 import logging
 import os.path as osp
+import re
 import warnings
 from pathlib import Path
 from typing import Optional, Union
@@ -16,6 +17,7 @@ from mmengine.registry import init_default_scope
 
 from ..compat.checkpoint import (CheckpointNotFoundError,
                                  install_checkpoint_loader)
+from ..compat.runner_setup import ConfigBuildError
 from ..datasets.refcoco import RefCOCODataset
 from ..models.segmentors.magnet import OUTPUT_SIZES
 from ..utils.config_check import load_config
@@ -24,7 +26,8 @@ from ..utils.errors import InvalidInputError, UserError
 __all__ = [
     'OUTPUT_SIZES', 'as_config', 'check_device', 'init_model',
     'model_test_cfg', 'call_test_cfg', 'override_test_cfg',
-    'CheckpointMismatchError', 'DeviceError', 'ConfigContentError'
+    'CheckpointMismatchError', 'DeviceError', 'ConfigContentError',
+    'ConfigTypeError', 'build_model'
 ]
 
 
@@ -43,6 +46,11 @@ class ConfigContentError(UserError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ''
 
+
+class ConfigTypeError(UserError, TypeError):
+    """A config that is neither a file path, a Config nor a dict."""
+
+
 ConfigInput = Union[str, Path, Config, dict]
 
 
@@ -52,7 +60,7 @@ def as_config(config: ConfigInput) -> Config:
     Raises:
         InputFileError (a FileNotFoundError too) / ConfigFileError: the file
             does not exist / cannot be read as a config.
-        TypeError: another type.
+        ConfigTypeError (a TypeError): another type.
     """
     if isinstance(config, (str, Path)):
         return load_config(str(config))
@@ -60,8 +68,8 @@ def as_config(config: ConfigInput) -> Config:
         return copy.deepcopy(config)
     if isinstance(config, dict):
         return Config(copy.deepcopy(dict(config)))
-    raise TypeError('config must be a file path, a mmengine Config or a '
-                    f'dict, got {type(config).__name__}')
+    raise ConfigTypeError('config must be a file path, a mmengine Config or '
+                          f'a dict, got {type(config).__name__}')
 
 
 def check_device(device: Union[str, torch.device]) -> torch.device:
@@ -85,6 +93,48 @@ def check_device(device: Union[str, torch.device]) -> torch.device:
                 f'device {device!r} requested but only '
                 f'{torch.cuda.device_count()} CUDA device(s) are visible')
     return dev
+
+
+#: how a component's ``__init__`` refuses the config's arguments, and a
+#: type the registry does not know (the words of Python and mmengine)
+_SIGNATURE = re.compile(r'unexpected keyword argument|missing \d+ required')
+_REGISTRY = re.compile(r'is not in the .* registry')
+
+
+def build_model(model_cfg: dict, source: str) -> torch.nn.Module:
+    """``MODELS.build(model_cfg)``, a config mistake raised as a
+    :class:`~projects.magnet.utils.UserError` naming ``source``.
+
+    A component's own refusal of a value (e.g.
+    :class:`~projects.magnet.models.errors.ModelConfigError` for widths
+    that do not fit) is already a ``UserError`` and passes unchanged. As
+    ``compat/runner_setup.build_runner`` does for the Runner, an argument a
+    component does not take, a type the registry does not know, or another
+    ``ValueError`` of a component's ``__init__`` becomes a
+    :class:`~projects.magnet.compat.runner_setup.ConfigBuildError` (a
+    ValueError); any other error keeps its type and traceback (a bug).
+    """
+    from mmseg.registry import MODELS
+    try:
+        return MODELS.build(model_cfg)
+    except UserError:
+        raise
+    except (TypeError, KeyError, ValueError) as err:
+        message = str(err.args[0]) if isinstance(err, KeyError) and \
+            err.args else str(err)
+        if isinstance(err, ValueError) or _SIGNATURE.search(message) or \
+                (isinstance(err, KeyError) and _REGISTRY.search(message)):
+            raise ConfigBuildError(
+                f'{source}: cannot build the model from this config: '
+                f'{message}') from err
+        raise
+
+
+def _config_source(config: ConfigInput, cfg: Config) -> str:
+    """The config file, for messages (``'the config'`` for a dict)."""
+    if isinstance(config, (str, Path)):
+        return str(config)
+    return getattr(cfg, 'filename', None) or 'the config'
 
 
 def _quiet_init_weights(model: torch.nn.Module) -> None:
@@ -131,6 +181,10 @@ def init_model(config: ConfigInput,
     Raises:
         FileNotFoundError: the config or the checkpoint does not exist.
         KeyError: the config has no ``model``.
+        ValueError: a value of the model config that its component refuses
+            (``ModelConfigError``), or an argument / type it does not take
+            (``ConfigBuildError``, naming the config; see
+            :func:`build_model`).
         ValueError / RuntimeError: a bad or unavailable device; a
             checkpoint with missing or unexpected keys (``strict``).
         All of them are :class:`~projects.magnet.utils.UserError` s.
@@ -142,13 +196,11 @@ def init_model(config: ConfigInput,
         raise ConfigContentError('the config has no "model"')
     dev = check_device(device)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    from mmseg.registry import MODELS
-
     from ..models.segmentors import inference_model_cfg
 
     model_cfg = inference_model_cfg(cfg.model)
     model_cfg.pop('pretrained', None)
-    model = MODELS.build(model_cfg)
+    model = build_model(model_cfg, _config_source(config, cfg))
     meta: dict = {}
     if checkpoint is None:
         warnings.warn(

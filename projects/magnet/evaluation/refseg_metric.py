@@ -1,4 +1,9 @@
-"""Referring segmentation metrics with the official MagNet/LAVT protocol."""
+"""Referring segmentation metrics with the official MagNet/LAVT protocol.
+
+The counting and the scores are in :mod:`.refseg_scores` (re-exported
+here); this module is the mmengine metric that collects them per sample,
+split and group.
+"""
 from __future__ import annotations
 
 import numbers
@@ -14,97 +19,15 @@ from mmengine.structures import BaseDataElement
 from mmseg.registry import METRICS
 
 from ..datasets.transforms.mask_loading import decode_refer_mask
+from .errors import (MetricArgumentError, MetricConfigError, SampleError,
+                     SampleKeyError)
+from .refseg_scores import (intersection_union, length_bucket_names,
+                            refseg_scores)
 
 __all__ = [
     'RefSegMetric', 'refseg_scores', 'length_bucket_names',
     'intersection_union'
 ]
-
-
-def intersection_union(pred, gt, ignore_index: int = 255) -> Tuple[int, int]:
-    """Foreground intersection and union of one sample, as the metric
-    counts them (also the visualizer's per-sample IoU).
-
-    Predicted foreground is ``pred == 1``, GT foreground ``gt == 1``; GT
-    pixels equal to ``ignore_index`` count for neither.
-
-    Args:
-        pred: (H, W) prediction, numpy array or tensor.
-        gt: (H, W) ground truth of the same kind and size.
-        ignore_index (int): ignored GT value.
-
-    Returns:
-        tuple[int, int]: (I, U) in pixels.
-    """
-    pred_fg = (pred == 1) & (gt != ignore_index)
-    gt_fg = gt == 1
-    return int((pred_fg & gt_fg).sum()), int((pred_fg | gt_fg).sum())
-
-
-def refseg_scores(intersections: np.ndarray,
-                  unions: np.ndarray,
-                  iou_thrs: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9)
-                  ) -> Dict[str, float]:
-    """Official scores from per-sentence intersections and unions.
-
-    Args:
-        intersections (np.ndarray): (S,) foreground intersection per sentence.
-        unions (np.ndarray): (S,) foreground union per sentence.
-        iou_thrs (Sequence[float]): thresholds of the precision scores.
-
-    Returns:
-        dict: ``oIoU`` = ΣI / ΣU × 100; ``mIoU`` = mean(I / U) × 100 with
-        IoU = 0 when U = 0 (empty prediction and empty GT score 0, as in the
-        official code); ``Pr@t`` = % of sentences with IoU >= t.
-    """
-    inter = np.asarray(intersections, dtype=np.int64)
-    union = np.asarray(unions, dtype=np.int64)
-    iou = np.divide(
-        inter, union, out=np.zeros(len(inter)), where=union > 0)
-    total_union = union.sum()
-    scores = OrderedDict(
-        oIoU=float(inter.sum() / total_union * 100) if total_union else 0.,
-        mIoU=float(iou.mean() * 100) if len(iou) else 0.)
-    for t in iou_thrs:
-        scores[f'Pr@{t:g}'] = float((iou >= t).mean() * 100) \
-            if len(iou) else 0.
-    return scores
-
-
-def _span_name(lo: int, hi: Optional[int]) -> str:
-    """Name of the word-count bucket ``[lo, hi)`` (``hi=None``: open)."""
-    if hi is None:
-        return f'len{lo}+'
-    return f'len{lo}' if hi - lo == 1 else f'len{lo}-{hi - 1}'
-
-
-def length_bucket_names(edges: Sequence[int]) -> List[str]:
-    """Names of the expression-length buckets of ``RefSegMetric``.
-
-    ``edges`` (strictly increasing ints >= 0) are the first word counts of
-    the buckets ``[e0, e1)``, ``[e1, e2)``, ..., ``[e_last, inf)``, plus
-    ``[0, e0)`` when ``e0 > 0``. A bucket ``[a, b)`` is named
-    ``'len{a}-{b-1}'`` (``'len{a}'`` when it holds a single count), the last
-    ``'len{e_last}+'``: ``(1, 4, 7, 10)`` gives ``['len0', 'len1-3',
-    'len4-6', 'len7-9', 'len10+']``.
-    """
-    try:
-        edges = list(edges)
-    except TypeError:  # a scalar
-        raise ValueError('length_buckets must be strictly increasing ints '
-                         f'>= 0, got {edges!r}') from None
-    if not edges or any(
-            not isinstance(e, numbers.Integral) or isinstance(e, bool)
-            or e < 0 for e in edges) or any(
-                a >= b for a, b in zip(edges, edges[1:])):
-        raise ValueError('length_buckets must be strictly increasing ints '
-                         f'>= 0, got {edges!r}')
-    edges = [int(e) for e in edges]
-    bounds = ([0] if edges[0] > 0 else []) + edges
-    return [
-        _span_name(lo, hi)
-        for lo, hi in zip(bounds, bounds[1:] + [None])
-    ]
 
 
 @METRICS.register_module()
@@ -184,12 +107,13 @@ class RefSegMetric(BaseMetric):
         prefix (str, optional): metric name prefix. Defaults to None.
         **kwargs: ``collect_dir`` of :class:`BaseMetric`; nothing else.
 
-    Raises:
-        TypeError: an unknown argument (e.g. mmseg's ``iou_metrics``: the
-            metric always reports oIoU, mIoU and the ``Pr@t``), or
-            ``group_keys`` not a sequence of str.
-        ValueError: ``iou_thrs`` not numbers in [0, 1] with distinct
-            ``Pr@t`` names; bad ``length_buckets``
+    Raises (every error is a :class:`~projects.magnet.utils.UserError`,
+    see :mod:`.errors`):
+        MetricArgumentError (a TypeError): an unknown argument (e.g.
+            mmseg's ``iou_metrics``: the metric always reports oIoU, mIoU
+            and the ``Pr@t``), or ``group_keys`` not a sequence of str.
+        MetricConfigError (a ValueError): ``iou_thrs`` not numbers in
+            [0, 1] with distinct ``Pr@t`` names; bad ``length_buckets``
             (:func:`length_bucket_names`).
 
     Bad samples and results (the message names the sample by ``img_path``,
@@ -197,12 +121,13 @@ class RefSegMetric(BaseMetric):
 
     * no ``pred_sem_seg`` (or no ``gt_sem_seg`` when scoring at the input
       size, or no ``segmentation`` / ``ori_shape`` at the original one):
-      ``KeyError``;
-    * prediction and GT of different sizes: ``ValueError``;
+      ``SampleKeyError`` (a ``KeyError``);
+    * prediction and GT of different sizes: ``SampleError`` (a
+      ``ValueError``);
     * a prediction with values other than 0 and 1 (probabilities, logits,
-      class indices): ``ValueError``; a GT with values other than 0, 1 and
-      ``ignore_index``: ``ValueError``;
-    * nothing processed when the metrics are computed: ``ValueError``;
+      class indices), a GT with values other than 0, 1 and
+      ``ignore_index``: ``SampleError``;
+    * nothing processed when the metrics are computed: ``SampleError``;
     * a sample without a ``group_keys`` key (or a non-str ``text`` with
       ``length_buckets``): in no group of that key, counted in the log.
     """
@@ -221,7 +146,7 @@ class RefSegMetric(BaseMetric):
                  **kwargs) -> None:
         unknown = sorted(set(kwargs) - {'collect_dir'})
         if unknown:
-            raise TypeError(
+            raise MetricArgumentError(
                 f'RefSegMetric got unknown argument(s) {unknown}: it always '
                 'reports oIoU, mIoU and Pr@t for t in iou_thrs (there is no '
                 'metric selection such as mmseg\'s iou_metrics)')
@@ -233,8 +158,9 @@ class RefSegMetric(BaseMetric):
         self.split_key = split_key
         if isinstance(group_keys, str) or not all(
                 isinstance(k, str) for k in group_keys):
-            raise TypeError('RefSegMetric: group_keys must be a sequence of '
-                            f'str (e.g. ("kind",)), got {group_keys!r}')
+            raise MetricArgumentError(
+                'RefSegMetric: group_keys must be a sequence of '
+                f'str (e.g. ("kind",)), got {group_keys!r}')
         self.group_keys = tuple(group_keys)
         self._bucket_names = None if length_buckets is None else \
             length_bucket_names(length_buckets)
@@ -248,9 +174,10 @@ class RefSegMetric(BaseMetric):
     def _check_thrs(iou_thrs: Any) -> Tuple[float, ...]:
         """``iou_thrs`` as a tuple, checked (numbers in [0, 1] with
         distinct ``Pr@t`` names)."""
-        bad = ValueError('RefSegMetric: iou_thrs must be a sequence of IoU '
-                         'fractions in [0, 1] with distinct Pr@ names (e.g. '
-                         f'(0.5, 0.7, 0.9)), got {iou_thrs!r}')
+        bad = MetricConfigError(
+            'RefSegMetric: iou_thrs must be a sequence of IoU fractions in '
+            '[0, 1] with distinct Pr@ names (e.g. (0.5, 0.7, 0.9)), got '
+            f'{iou_thrs!r}')
         if isinstance(iou_thrs, (str, bytes)):
             raise bad
         try:
@@ -286,10 +213,11 @@ class RefSegMetric(BaseMetric):
 
     @staticmethod
     def _field(sample: dict, key: str, name: str, hint: str) -> Any:
-        """``sample[key]['data']``, or a KeyError naming the field."""
+        """``sample[key]['data']``, or a :class:`SampleKeyError` (a
+        KeyError) naming the field."""
         field = sample.get(key)
         if field is None or 'data' not in field:
-            raise KeyError(f'{name}: the sample has no "{key}" ({hint})')
+            raise SampleKeyError(f'{name}: the sample has no "{key}" ({hint})')
         return field['data']
 
     def _pred_and_gt(self, sample: dict, name: str):
@@ -303,18 +231,18 @@ class RefSegMetric(BaseMetric):
                 'or set at_original_resolution=True').squeeze(0).to(
                     pred.device)
             if pred.shape != gt.shape:
-                raise ValueError(
+                raise SampleError(
                     f'{name}: prediction {tuple(pred.shape)} and GT '
                     f'{tuple(gt.shape)} differ in size; the official protocol '
                     'scores at the network input size (return the prediction '
                     'at img_shape) or set at_original_resolution=True')
             return pred, gt
         if 'segmentation' not in sample:
-            raise KeyError(
+            raise SampleKeyError(
                 f'{name}: at_original_resolution=True needs the '
                 '"segmentation" meta key; add it to PackSegInputs.meta_keys')
         if 'ori_shape' not in sample:
-            raise KeyError(
+            raise SampleKeyError(
                 f'{name}: at_original_resolution=True needs the "ori_shape" '
                 'meta key')
         height, width = sample['ori_shape'][:2]
@@ -362,7 +290,8 @@ class RefSegMetric(BaseMetric):
     @staticmethod
     def _check_values(mask: torch.Tensor, allowed: Tuple[int, ...],
                       name: str, field: str, expected: str) -> None:
-        """ValueError unless every value of ``mask`` is in ``allowed``."""
+        """:class:`SampleError` (a ValueError) unless every value of
+        ``mask`` is in ``allowed``."""
         bad = torch.ones_like(mask, dtype=torch.bool)
         for value in allowed:
             bad &= mask != value
@@ -370,7 +299,7 @@ class RefSegMetric(BaseMetric):
             values = torch.unique(mask[bad]).cpu().tolist()
             shown = ', '.join(f'{v:g}' for v in values[:8]) + (
                 ', ...' if len(values) > 8 else '')
-            raise ValueError(
+            raise SampleError(
                 f'{name}: "{field}" must hold only the values '
                 f'{list(allowed)} ({expected}), got {int(bad.sum())} pixels '
                 f'with other values ({shown}; dtype '
@@ -381,10 +310,11 @@ class RefSegMetric(BaseMetric):
         then per group of each split (see the class docstring).
 
         Raises:
-            ValueError: ``results`` is empty (no sample was processed).
+            SampleError (a ValueError): ``results`` is empty (no sample
+                was processed).
         """
         if not results:
-            raise ValueError(
+            raise SampleError(
                 'RefSegMetric: no sample to score (the results are empty): '
                 'the evaluation dataloader gave no data sample, or process() '
                 'was not called')

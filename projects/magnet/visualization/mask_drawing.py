@@ -8,7 +8,8 @@ import cv2
 import mmcv
 import numpy as np
 
-from ..evaluation.refseg_metric import intersection_union
+from ..evaluation.refseg_scores import intersection_union
+from ..utils.errors import InvalidInputError
 
 __all__ = [
     'Color', 'EXPRESSION_COLORS', 'TEXT_KEYS', 'blend_mask', 'mask_outline',
@@ -50,8 +51,9 @@ def blend_mask(image: np.ndarray, mask: np.ndarray, color: Sequence[int],
     """
     mask = np.asarray(mask).astype(bool)
     if mask.shape != image.shape[:2]:
-        raise ValueError(f'mask {mask.shape} and image {image.shape[:2]} '
-                         'differ in size')
+        raise InvalidInputError(
+            f'mask {mask.shape} and image {image.shape[:2]} '
+            'differ in size')
     out = image.copy()
     if mask.any():
         px = out[mask]  # (K, 3)
@@ -83,7 +85,7 @@ def mask_outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
 def sample_iou(pred: np.ndarray, gt: np.ndarray,
                ignore_index: int = 255) -> float:
     """Foreground IoU of one sample: ``RefSegMetric``'s own I and U
-    (:func:`~projects.magnet.evaluation.refseg_metric.intersection_union`).
+    (:func:`~projects.magnet.evaluation.refseg_scores.intersection_union`).
 
     Args:
         pred (np.ndarray): (H, W) prediction, foreground = 1.
@@ -97,8 +99,8 @@ def sample_iou(pred: np.ndarray, gt: np.ndarray,
     """
     pred, gt = np.asarray(pred), np.asarray(gt)
     if pred.shape != gt.shape:
-        raise ValueError(f'prediction {pred.shape} and ground truth '
-                         f'{gt.shape} differ in size')
+        raise InvalidInputError(f'prediction {pred.shape} and ground truth '
+                                f'{gt.shape} differ in size')
     inter, union = intersection_union(pred, gt, ignore_index)
     return inter / union if union else 0.0
 

@@ -25,6 +25,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..utils.errors import InvalidInputError
 from .mask_drawing import (EXPRESSION_COLORS, Color, blend_mask,
                            mask_outline, sample_iou, upscale_nearest)
 from .refseg_visualizer import RefSegLocalVisualizer
@@ -63,7 +64,8 @@ def _text_drawer() -> RefSegLocalVisualizer:
 def _check_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] < 3:
-        raise ValueError(f'expected an (H, W, 3) image, got {image.shape}')
+        raise InvalidInputError(
+            f'expected an (H, W, 3) image, got {image.shape}')
     return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
 
 
@@ -74,8 +76,9 @@ def _mask_array(mask: np.ndarray, shape: Tuple[int, int],
     if mask.ndim == 3 and mask.shape[0] == 1:
         mask = mask[0]
     if mask.shape != tuple(shape):
-        raise ValueError(f'{name} {mask.shape} and image {tuple(shape)} '
-                         'differ in size')
+        raise InvalidInputError(
+            f'{name} {mask.shape} and image {tuple(shape)} '
+            'differ in size')
     return mask
 
 
@@ -169,7 +172,7 @@ def prediction_panel(image: np.ndarray,
         iou = sample_iou(pred_fg.astype(np.int64), gt.astype(np.int64))
     scale = panel_scale((h, w)) if scale is None else int(scale)
     if scale < 1:
-        raise ValueError(f'scale must be >= 1, got {scale}')
+        raise InvalidInputError(f'scale must be >= 1, got {scale}')
     big = upscale_nearest(image, scale)
     outline = max(2, scale)
     panels = [big,
@@ -234,9 +237,9 @@ def prediction_grid(panels_or_items: Sequence[PanelItem],
         cols * cell_w + (cols - 1) * gap, 3) uint8 RGB.
     """
     if cols < 1:
-        raise ValueError(f'cols must be >= 1, got {cols}')
+        raise InvalidInputError(f'cols must be >= 1, got {cols}')
     if gap < 0:
-        raise ValueError(f'gap must be >= 0, got {gap}')
+        raise InvalidInputError(f'gap must be >= 0, got {gap}')
     panels: List[np.ndarray] = []
     for item in panels_or_items:
         if isinstance(item, np.ndarray):
@@ -246,7 +249,7 @@ def prediction_grid(panels_or_items: Sequence[PanelItem],
         else:
             panels.append(prediction_panel(*item, **panel_kwargs))
     if not panels:
-        raise ValueError('no panels to tile')
+        raise InvalidInputError('no panels to tile')
     cols = min(cols, len(panels))
     rows = math.ceil(len(panels) / cols)
     cell_h = max(p.shape[0] for p in panels)
@@ -295,8 +298,9 @@ def legend_below(image: np.ndarray,
         colors = [EXPRESSION_COLORS[i % len(EXPRESSION_COLORS)]
                   for i in range(len(expressions))]
     if len(colors) != len(expressions):
-        raise ValueError(f'{len(colors)} colours but {len(expressions)} '
-                         'expressions')
+        raise InvalidInputError(
+            f'{len(colors)} colours but {len(expressions)} '
+            'expressions')
     width = max(w, min_width)
     drawer = _text_drawer()
     font_px = font_px or int(np.clip(round(width / 28), 12, 20))

@@ -12,6 +12,7 @@ from mmseg.registry import VISUALIZERS
 from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
+from ..utils.errors import InvalidInputError
 from .mask_drawing import (EXPRESSION_COLORS, Color, blend_mask,
                            expression_of, mask_outline, sample_iou,
                            to_numpy_mask, upscale_nearest)
@@ -274,11 +275,12 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         if masks.ndim == 2:
             masks = masks[None]
         if len(masks) != len(expressions):
-            raise ValueError(f'{len(masks)} masks but {len(expressions)} '
-                             'expressions')
+            raise InvalidInputError(
+                f'{len(masks)} masks but {len(expressions)} '
+                'expressions')
         if masks.shape[1:] != image.shape[:2]:
-            raise ValueError(f'masks {masks.shape[1:]} and image '
-                             f'{image.shape[:2]} differ in size')
+            raise InvalidInputError(f'masks {masks.shape[1:]} and image '
+                                    f'{image.shape[:2]} differ in size')
         if colors is None:
             colors = [EXPRESSION_COLORS[i % len(EXPRESSION_COLORS)]
                       for i in range(len(masks))]

@@ -5,9 +5,10 @@ import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-from probe_mask_grounding import masked_token_logits
+from ...conftest import load_tool, make_data_samples, tiny_magnet_cfg
 
-from ...conftest import make_data_samples, tiny_magnet_cfg
+masked_token_logits = load_tool(
+    '.dev_scripts/probe_mask_grounding.py').masked_token_logits
 
 MG = dict(type='MaskGroundingHead', text_channels=32, visual_channels=128,
           num_heads=2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 import os.path as osp
 import pickle
 from typing import Dict, List, Optional, Tuple
@@ -10,8 +11,10 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
+from ...utils.errors import InvalidInputError
 from ...utils.output_files import atomic_write, check_output_dir
-from .grammar import KIND_NAMES, SHAPES, parse_expression, render_expression
+from .grammar import (COLOURS, KIND_NAMES, SHAPES, parse_expression,
+                      render_expression)
 from .render import annotate, paint
 from .resolve import candidate_programs, is_unique
 from .scene import SceneObject, generate_scene
@@ -89,6 +92,64 @@ def image_refs(objects: List[SceneObject], size: int,
     return refs
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_generator_arguments(num_images: Dict[str, int], img_size: int,
+                              image_format: str, probs: Dict[str, float],
+                              per_image: Dict[str, int], min_objects: int,
+                              max_objects: int, num_shapes: Tuple[int, int],
+                              num_colours: Tuple[int, int],
+                              train_kind_weights: Optional[Dict[str, float]]
+                              ) -> None:
+    """Refuse arguments of :func:`generate_refer_dataset` that cannot make a
+    dataset, before anything is drawn or written.
+
+    Raises:
+        InvalidInputError (a ValueError): the message names the argument,
+            its value and what was expected.
+    """
+    for name, value in num_images.items():
+        if not _is_int(value) or value < 0:
+            raise InvalidInputError(
+                f'{name} must be an int >= 0, got {value!r}')
+    if not _is_int(img_size) or img_size < 16:
+        raise InvalidInputError(
+            f'img_size must be an int >= 16 (pixels), got {img_size!r}')
+    if image_format not in ('jpg', 'png'):
+        raise InvalidInputError(
+            f'image_format must be jpg or png, got {image_format!r}')
+    for name, value in probs.items():
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) \
+                or not 0.0 <= value <= 1.0:
+            raise InvalidInputError(
+                f'{name} must be a probability in [0, 1], got {value!r}')
+    for name, value in per_image.items():
+        if not _is_int(value) or value < 1:
+            raise InvalidInputError(
+                f'{name} must be an int >= 1, got {value!r}')
+    if not (_is_int(min_objects) and _is_int(max_objects)
+            and 1 <= min_objects <= max_objects):
+        raise InvalidInputError(
+            f'need 1 <= min_objects <= max_objects, got min_objects='
+            f'{min_objects!r}, max_objects={max_objects!r}')
+    for name, value, most in (('num_shapes', num_shapes, len(SHAPES)),
+                              ('num_colours', num_colours, len(COLOURS))):
+        if not (isinstance(value, (tuple, list)) and len(value) == 2
+                and all(_is_int(v) for v in value)
+                and 1 <= value[0] <= value[1] <= most):
+            raise InvalidInputError(
+                f'{name} must be an inclusive range (lo, hi) with '
+                f'1 <= lo <= hi <= {most}, got {value!r}')
+    unknown = set(train_kind_weights or {}) - set(KIND_NAMES.values())
+    if unknown:
+        raise InvalidInputError(
+            f'train_kind_weights: unknown expression kinds '
+            f'{sorted(unknown)}; the kinds are '
+            f'{sorted(KIND_NAMES.values())}')
+
+
 def generate_refer_dataset(out_dir: str,
                            num_train_images: int = 2000,
                            num_val_images: int = 200,
@@ -140,17 +201,18 @@ def generate_refer_dataset(out_dir: str,
     Returns:
         dict: counts of images, annotations, refs and sentences per split.
     """
-    if image_format not in ('jpg', 'png'):
-        raise ValueError(f'image_format must be jpg or png, got '
-                         f'{image_format!r}')
-    unknown = set(train_kind_weights or {}) - set(KIND_NAMES.values())
-    if unknown:
-        raise ValueError(f'train_kind_weights: unknown expression kinds '
-                         f'{sorted(unknown)}; the kinds are '
-                         f'{sorted(KIND_NAMES.values())}')
-    if not 1 <= min_objects <= max_objects:
-        raise ValueError(f'need 1 <= min_objects <= max_objects, got '
-                         f'{min_objects}, {max_objects}')
+    check_generator_arguments(
+        num_images=dict(num_train_images=num_train_images,
+                        num_val_images=num_val_images,
+                        num_test_images=num_test_images),
+        img_size=img_size, image_format=image_format,
+        probs=dict(textured_prob=textured_prob,
+                   occlusion_prob=occlusion_prob),
+        per_image=dict(max_refs_per_image=max_refs_per_image,
+                       max_sentences_per_ref=max_sentences_per_ref),
+        min_objects=min_objects, max_objects=max_objects,
+        num_shapes=num_shapes, num_colours=num_colours,
+        train_kind_weights=train_kind_weights)
     settings = generator_settings(
         num_train_images=num_train_images, num_val_images=num_val_images,
         num_test_images=num_test_images, img_size=img_size, seed=seed,

@@ -11,12 +11,22 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
+from ...utils.errors import UserError
 from .image_checks import ImageTypeError, InvalidInputError
 
 __all__ = [
     'DEFAULT_MAX_SIZE', 'to_three_channels', 'bounded_size',
-    'check_max_size', 'fit_max_size', 'log_downscale', 'LoadImageFromArray'
+    'check_max_size', 'fit_max_size', 'log_downscale', 'LoadImageFromArray',
+    'MissingImageError'
 ]
+
+
+class MissingImageError(UserError, KeyError):
+    """:class:`LoadImageFromArray` found no ``img`` array in the results
+    (a pipeline given a path where it expects an array)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ''
 
 #: Default ``max_size`` (longest side, pixels) of the loaders: 4.3x the
 #: paper's 480 input and 16x the CPU config's 128, so the network input
@@ -146,8 +156,10 @@ class LoadImageFromArray(BaseTransform):
     def transform(self, results: dict) -> Optional[dict]:
         img_path = results.get('img_path')
         if 'img' not in results:
-            raise KeyError('LoadImageFromArray needs "img" (an image '
-                           'array) in the results')
+            raise MissingImageError(
+                'LoadImageFromArray needs "img" (an image array) in the '
+                f'results, got the keys {sorted(results)}: give the image '
+                'as an array, or use LoadImageFromFile for a path')
         where = img_path or 'image array'
         img = to_three_channels(results['img'], where)
         ori = img.shape[:2]

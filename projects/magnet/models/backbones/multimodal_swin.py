@@ -12,6 +12,7 @@ from mmengine.model.weight_init import (constant_init, trunc_normal_,
 from mmseg.models.backbones.swin import SwinTransformer, WindowMSA
 from mmseg.registry import MODELS
 
+from ..errors import ModelConfigError
 from ..layers.alignment_module import CrossModalAlignment, PyramidContext
 from ..layers.gate import ResidualGate
 from ..layers.pwam import PWAM
@@ -33,7 +34,7 @@ def conv_stem(patch_conv: nn.Conv2d, channels: Sequence[int],
     stride = patch_conv.stride[0]
     if stride != 2**len(channels) or patch_conv.stride[0] != \
             patch_conv.stride[1]:
-        raise ValueError(
+        raise ModelConfigError(
             f'stem_channels={tuple(channels)} gives stride '
             f'{2 ** len(channels)}, the patch embedding has stride '
             f'{tuple(patch_conv.stride)}: use patch_size = 2 ** '
@@ -134,11 +135,13 @@ class MultimodalSwin(SwinTransformer):
             use_fast_window_attention(self)
         num_stages = len(self.stages)
         if len(pwam_heads) != num_stages:
-            raise ValueError(f'pwam_heads needs {num_stages} entries, got '
-                             f'{len(pwam_heads)}')
+            raise ModelConfigError(
+                f'pwam_heads needs {num_stages} entries, got '
+                f'{len(pwam_heads)}')
         if tuple(out_indices) != tuple(range(num_stages)):
-            raise ValueError('MultimodalSwin fuses and outputs every stage: '
-                             f'out_indices must be {tuple(range(num_stages))}')
+            raise ModelConfigError(
+                'MultimodalSwin fuses and outputs every stage: '
+                f'out_indices must be {tuple(range(num_stages))}')
         self.text_channels = text_channels
         self.vision_only = vision_only
         self.use_alignment = use_alignment and not vision_only

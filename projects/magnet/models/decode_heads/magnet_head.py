@@ -25,6 +25,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, SampleList
 from torch import Tensor
 
+from ..errors import ModelConfigError
 from ..utils.precision import float32_region
 
 __all__ = ['MagNetHead']
@@ -38,7 +39,7 @@ def _fill(cfg: ConfigType, name: str, **shared) -> dict:
         if isinstance(given, list):
             given = tuple(given)
         if given != value:
-            raise ValueError(
+            raise ModelConfigError(
                 f'MagNetHead: {name}.{key}={cfg[key]!r} differs from the '
                 f'head\'s {value!r}; set it on the head (it is shared)')
         cfg[key] = value
@@ -177,8 +178,9 @@ class MagNetHead(BaseModule):
         if self.loss_dice is not None and not (
                 getattr(self.loss_dice, 'use_sigmoid', True)
                 and getattr(self.loss_dice, 'activate', True)):
-            raise ValueError('loss_dice must apply a sigmoid to the mask '
-                             'logits (use_sigmoid=True, activate=True)')
+            raise ModelConfigError(
+                'loss_dice must apply a sigmoid to the mask '
+                'logits (use_sigmoid=True, activate=True)')
 
     # ------------------------------------------------------------------
     # forward / inference

@@ -11,6 +11,7 @@ from mmseg.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
 from ...utils.pretrained import resolve_pretrained
+from ..errors import ModelConfigError, PretrainedWeightsError
 from ..layers.language_fusion import LanguageFusion
 from ..utils.inert import attention_key_biases
 from ..utils.init_cfg import pretrained_checkpoint
@@ -102,12 +103,13 @@ class BertLanguageEncoder(BaseModule):
         stage_ends = tuple(stage_ends)
         if (list(stage_ends) != sorted(stage_ends) or stage_ends[-1] !=
                 num_layers or stage_ends[0] < 1):
-            raise ValueError(
+            raise ModelConfigError(
                 f'stage_ends {stage_ends} must increase and end at '
                 f'num_hidden_layers={num_layers}')
         if not len(stage_ends) == len(vision_channels) == len(fusion_heads):
-            raise ValueError('stage_ends, vision_channels and fusion_heads '
-                             'need one entry per stage')
+            raise ModelConfigError(
+                'stage_ends, vision_channels and fusion_heads '
+                'need one entry per stage')
         self.bert = BertModel(config, add_pooling_layer=False)
         self.stage_ends = stage_ends
         self.with_cp = with_cp
@@ -118,8 +120,8 @@ class BertLanguageEncoder(BaseModule):
             for c, h in zip(vision_channels, fusion_heads))
         bad = [i for i in frozen_layers if not 0 <= i < num_layers]
         if bad:
-            raise ValueError(f'frozen_layers {bad} outside the '
-                             f'{num_layers} BERT layers')
+            raise ModelConfigError(f'frozen_layers {bad} outside the '
+                                   f'{num_layers} BERT layers')
         self.frozen_layers = tuple(frozen_layers)
         self.freeze_embeddings = freeze_embeddings
         frozen = [self.bert.encoder.layer[i] for i in self.frozen_layers]
@@ -154,7 +156,7 @@ class BertLanguageEncoder(BaseModule):
         incompatible = self.bert.load_state_dict(pretrained.state_dict(),
                                                  strict=False)
         if incompatible.missing_keys:
-            raise ValueError(
+            raise PretrainedWeightsError(
                 f'{source}: BERT weights missing for '
                 f'{incompatible.missing_keys[:8]} (bert_cfg does not match '
                 'the checkpoint?)')

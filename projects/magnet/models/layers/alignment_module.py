@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
+from ..errors import ModelConfigError
 from .pwam import PWAM
 
 
@@ -72,8 +73,9 @@ class CrossModalAlignment(BaseModule):
                  dropout: float = 0.0, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if channels % reduction:
-            raise ValueError(f'channels ({channels}) must be divisible by '
-                             f'reduction ({reduction})')
+            raise ModelConfigError(
+                f'channels ({channels}) must be divisible by '
+                f'reduction ({reduction})')
         self.pool_sizes = tuple(pool_sizes)
         branch = channels // reduction
         self.pyramids = nn.ModuleList(

@@ -6,6 +6,7 @@ import torch.nn as nn
 from mmcv.cnn import build_activation_layer
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_init
+from ..errors import ModelConfigError
 
 GATE_INITS = ('trunc_normal', 'zeros')
 
@@ -42,8 +43,9 @@ class ResidualGate(BaseModule):
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if init not in GATE_INITS:
-            raise ValueError(f'gate init must be one of {GATE_INITS}, got '
-                             f'{init!r}')
+            raise ModelConfigError(
+                f'gate init must be one of {GATE_INITS}, got '
+                f'{init!r}')
         self.init = init
         self.std = std
         self.fc1 = nn.Linear(channels, channels, bias=False)

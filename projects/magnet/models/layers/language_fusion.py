@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
+from ..errors import ModelConfigError
 from .gate import ResidualGate
 from .pwam import WORD_MASK_VALUE
 from ..utils.inert import UNUSED
@@ -44,11 +45,11 @@ class WordPixelAttention(BaseModule):
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if mask_mode not in MASK_MODES:
-            raise ValueError(f'mask_mode must be one of {MASK_MODES}, '
-                             f'got {mask_mode!r}')
+            raise ModelConfigError(f'mask_mode must be one of {MASK_MODES}, '
+                                   f'got {mask_mode!r}')
         if text_channels % num_heads:
-            raise ValueError(f'text_channels ({text_channels}) must be '
-                             f'divisible by num_heads ({num_heads})')
+            raise ModelConfigError(f'text_channels ({text_channels}) must be '
+                                   f'divisible by num_heads ({num_heads})')
         self.channels = text_channels
         self.num_heads = num_heads
         self.mask_mode = mask_mode

@@ -23,6 +23,7 @@ from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention
 from mmseg.registry import MODELS
 from torch import Tensor
 
+from ..errors import ModelConfigError
 from .ms_deform_attn_core import (fill_value_table,
                                   multi_scale_deformable_attn, select_core,
                                   value_table_length)
@@ -67,7 +68,7 @@ class MSDeformAttn(MultiScaleDeformableAttention):
     def __init__(self, *args, pytorch_impl: str = 'auto', **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if pytorch_impl not in ('auto', 'fast', 'grid_sample'):
-            raise ValueError(f'unknown pytorch_impl {pytorch_impl!r}')
+            raise ModelConfigError(f'unknown pytorch_impl {pytorch_impl!r}')
         self.pytorch_impl = pytorch_impl
 
     def core(self, value: Tensor) -> str:

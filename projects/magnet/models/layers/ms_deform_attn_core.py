@@ -39,6 +39,7 @@ from mmcv.ops.multi_scale_deform_attn import (
 from torch import Tensor
 
 from ...compat import has_compiled_mmcv_ops
+from ..errors import ModelConfigError
 from ..utils.precision import float32_region
 
 __all__ = [
@@ -352,7 +353,7 @@ def select_core(value: Tensor, needs_grad: bool,
     if pytorch_impl == 'auto':
         return 'grid_sample' if needs_grad else 'fast'
     if pytorch_impl not in ('fast', 'grid_sample'):
-        raise ValueError(f'unknown pytorch_impl {pytorch_impl!r}')
+        raise ModelConfigError(f'unknown pytorch_impl {pytorch_impl!r}')
     return pytorch_impl
 
 

@@ -19,6 +19,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType
 from torch import Tensor
 
+from ..errors import ModelConfigError
 from .ms_deform_attn import MSDeformAttn
 from .positional_encoding import SinePositionalEncoding
 
@@ -225,9 +226,9 @@ class MSDeformAttnPixelDecoder(BaseModule):
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if len(in_channels) != len(strides):
-            raise ValueError('in_channels and strides differ in length')
+            raise ModelConfigError('in_channels and strides differ in length')
         if min(strides) != common_stride:
-            raise ValueError(
+            raise ModelConfigError(
                 f'common_stride={common_stride} must be the finest input '
                 f'stride {min(strides)}: MagNet\'s pixel decoder encodes '
                 'every level (no FPN levels below the encoder)')

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 
+from ..errors import ModelConfigError
 from ..utils.inert import KEY_BIAS
 from ..utils.precision import float32_region
 
@@ -36,8 +37,9 @@ class PixelWordAttention(BaseModule):
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         if channels % num_heads:
-            raise ValueError(f'channels ({channels}) must be divisible by '
-                             f'num_heads ({num_heads})')
+            raise ModelConfigError(
+                f'channels ({channels}) must be divisible by '
+                f'num_heads ({num_heads})')
         self.channels = channels
         self.num_heads = num_heads
         self.query_proj = nn.Linear(channels, channels)

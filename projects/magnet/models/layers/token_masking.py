@@ -23,6 +23,7 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 from mmseg.registry import MODELS
+from ..errors import ModelConfigError
 
 Tensor = torch.Tensor
 
@@ -66,14 +67,15 @@ class TokenMasker:
                  first_word_id: int = BERT_FIRST_WORD_ID,
                  ignore_index: int = -100) -> None:
         if not 0.0 <= ratio <= 1.0:
-            raise ValueError(f'ratio must be in [0, 1], got {ratio}')
+            raise ModelConfigError(f'ratio must be in [0, 1], got {ratio}')
         if mask_prob < 0 or random_prob < 0 or mask_prob + random_prob > 1:
-            raise ValueError(
+            raise ModelConfigError(
                 'mask_prob and random_prob must be >= 0 with a sum <= 1, got '
                 f'{mask_prob} and {random_prob}')
         if not 0 <= first_word_id < vocab_size:
-            raise ValueError(f'first_word_id {first_word_id} is outside the '
-                             f'vocabulary (size {vocab_size})')
+            raise ModelConfigError(
+                f'first_word_id {first_word_id} is outside the '
+                f'vocabulary (size {vocab_size})')
         self.ratio = ratio
         self.mask_prob = mask_prob
         self.random_prob = random_prob

@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 
+from ..errors import ModelConfigError
 from ..utils.precision import float32_region
 
 Tensor = torch.Tensor
@@ -77,7 +78,8 @@ class CrossModalAlignmentLoss(nn.Module):
                  loss_name: str = 'loss_cal') -> None:
         super().__init__()
         if temperature <= 0:
-            raise ValueError(f'temperature must be > 0, got {temperature}')
+            raise ModelConfigError(
+                f'temperature must be > 0, got {temperature}')
         log_scale = torch.tensor(1.0 / temperature).log()
         if learnable_temperature:
             self.log_scale = nn.Parameter(log_scale)

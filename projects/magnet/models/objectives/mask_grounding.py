@@ -33,6 +33,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmseg.registry import MODELS
 
+from ..errors import ModelConfigError
 from ..layers.mask_encoder import MaskEncoder
 from ..layers.positional_encoding import SinePositionalEncoding
 from ..language.bert_encoder import additive_attention_mask
@@ -124,17 +125,20 @@ class MaskGroundingHead(BaseModule):
         super().__init__(init_cfg=init_cfg)
         from transformers import BertConfig
         from transformers.models.bert.modeling_bert import (
-            BertLayer, BertPredictionHeadTransform)
+            BertLayer,
+            BertPredictionHeadTransform,
+        )
         hidden = hidden_channels or text_channels
         if hidden % 2:
-            raise ValueError(f'hidden_channels must be even, got {hidden}')
+            raise ModelConfigError(
+                f'hidden_channels must be even, got {hidden}')
         if tie_word_embeddings and hidden != text_channels:
-            raise ValueError(
+            raise ModelConfigError(
                 'tie_word_embeddings needs hidden_channels == text_channels '
                 f'(the word-embedding width), got {hidden} and '
                 f'{text_channels}')
         if not 0 < sample_ratio <= 1:
-            raise ValueError(
+            raise ModelConfigError(
                 f'sample_ratio must lie in (0, 1], got {sample_ratio}')
         self.sample_ratio = float(sample_ratio)
         self.visual_level = visual_level
@@ -146,7 +150,7 @@ class MaskGroundingHead(BaseModule):
         self.masker = MODELS.build(
             {**dict(vocab_size=vocab_size), **masking})
         if self.masker.vocab_size != vocab_size:
-            raise ValueError(
+            raise ModelConfigError(
                 f'masking.vocab_size {self.masker.vocab_size} != vocab_size '
                 f'{vocab_size}')
 

@@ -1,4 +1,9 @@
-"""MagNet segmentor: multimodal Swin + BERT, fused both ways, + mask head."""
+"""MagNet segmentor: multimodal Swin + BERT, fused both ways, + mask head.
+
+Over 400 lines: the one mmseg segmentor class of the model (its config
+checks are in :mod:`.config_checks`, its training-module loading in
+:mod:`.training_modules`).
+"""
 from __future__ import annotations
 
 import math
@@ -16,18 +21,19 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList, add_prefix)
 
-from ...utils.errors import InvalidInputError
+from ..errors import MissingSampleKeyError, ModelConfigError
 from ..utils.inert import collect_inert_parameters, param_names
+from .config_checks import (OUTPUT_SIZES, SENTENCE_POOLING,
+                            check_alignment_loss, check_fusion_widths,
+                            check_mask_grounding, check_sentence_pooling,
+                            check_stages, check_test_cfg)
 from .training_modules import tolerate_training_modules
 
 Tensor = torch.Tensor
 
+__all__ = ['MagNet', 'TEXT_KEYS', 'OUTPUT_SIZES', 'SENTENCE_POOLING']
+
 TEXT_KEYS = ('input_ids', 'attention_mask')
-#: ``test_cfg.output_size``, the one vocabulary of mask sizes (the
-#: inference API's ``output_size`` uses it too): ``'input'`` = the network
-#: input size (the official protocol), ``'original'`` = the image's size.
-OUTPUT_SIZES = ('input', 'original')
-SENTENCE_POOLING = ('mean', 'cls')
 
 
 @MODELS.register_module()
@@ -113,13 +119,8 @@ class MagNet(EncoderDecoder):
             'threshold': 0.5,
             **(test_cfg or {})
         })
-        if test_cfg['output_size'] not in OUTPUT_SIZES:
-            raise InvalidInputError(
-                f'test_cfg.output_size must be one of {OUTPUT_SIZES}, got '
-                f'{test_cfg["output_size"]!r}')
-        if not 0.0 <= float(test_cfg['threshold']) <= 1.0:
-            raise ValueError(f'test_cfg.threshold must be in [0, 1], got '
-                             f'{test_cfg["threshold"]}')
+        check_test_cfg(test_cfg)
+        check_sentence_pooling(sentence_pooling)
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -130,26 +131,22 @@ class MagNet(EncoderDecoder):
             pretrained=pretrained,
             init_cfg=init_cfg)
         self.text_encoder = MODELS.build(text_encoder)
-        if self.text_encoder.num_stages != len(self.backbone.stages):
-            raise ValueError(
-                f'text_encoder has {self.text_encoder.num_stages} stages, '
-                f'backbone has {len(self.backbone.stages)}')
-        self._check_fusion_widths()
+        check_stages(self.backbone, self.text_encoder)
+        check_fusion_widths(self.backbone, self.text_encoder)
         self.lang_proj = (
             nn.Linear(self.text_encoder.channels, lang_proj_dim)
             if lang_proj_dim else None)
-        if sentence_pooling not in SENTENCE_POOLING:
-            raise ValueError(f'sentence_pooling must be one of '
-                             f'{SENTENCE_POOLING}, got {sentence_pooling}')
         self.sentence_pooling = sentence_pooling
         self.mask_grounding = (
             MODELS.build(mask_grounding) if mask_grounding else None)
         self.alignment_loss = (
             MODELS.build(alignment_loss) if alignment_loss else None)
         if self.mask_grounding is not None:
-            self._check_mask_grounding()
+            check_mask_grounding(self.mask_grounding, self.backbone,
+                                 self.text_encoder)
         if self.alignment_loss is not None:
-            self._check_alignment_loss(lang_proj_dim)
+            check_alignment_loss(self.decode_head, self.lang_proj,
+                                 lang_proj_dim)
         self.register_load_state_dict_post_hook(
             tolerate_training_modules)
         #: full parameter name -> why no loss can move it (frozen)
@@ -178,61 +175,6 @@ class MagNet(EncoderDecoder):
                         for n in param_names(self.lang_proj, 'lang_proj')})
         return out
 
-    def _check_fusion_widths(self) -> None:
-        """The backbone's fusions read the words at the text encoder's
-        width; the text encoder's fusions read each vision stage's width."""
-        words = self.text_encoder.channels
-        text_channels = getattr(self.backbone, 'text_channels', words)
-        if text_channels != words:
-            raise ValueError(
-                f'backbone.text_channels={text_channels} does not match the '
-                f'text encoder\'s width {words} (its hidden_size): set '
-                f'backbone.text_channels={words}')
-        stages = list(getattr(self.backbone, 'num_features', []))
-        fusions = [f.attn.key_proj.in_features
-                   for f in getattr(self.text_encoder, 'fusions', [])
-                   if hasattr(getattr(f, 'attn', None), 'key_proj')]
-        if stages and fusions and fusions != stages:
-            raise ValueError(
-                f'text_encoder.vision_channels={tuple(fusions)} does not '
-                f'match the backbone\'s stage widths {tuple(stages)}: set '
-                f'text_encoder.vision_channels={tuple(stages)}')
-
-    def _check_mask_grounding(self) -> None:
-        head = self.mask_grounding
-        widths = list(getattr(self.backbone, 'num_features', []))
-        try:
-            visual = widths[head.visual_level]
-        except IndexError:
-            raise ValueError(
-                f'mask_grounding.visual_level={head.visual_level} is not a '
-                f'stage of the backbone ({len(widths)} stages)') from None
-        expected = dict(text_channels=self.text_encoder.channels,
-                        visual_channels=visual)
-        for key, value in expected.items():
-            if getattr(head, key) != value:
-                raise ValueError(
-                    f'mask_grounding.{key}={getattr(head, key)} does not '
-                    f'match the model: expected {value}')
-
-    def _check_alignment_loss(self, lang_proj_dim: Optional[int]) -> None:
-        head = self.decode_head
-        name = type(head).__name__
-        if not getattr(head, 'provides_pixel_embeddings', False):
-            raise ValueError(
-                f'alignment_loss needs the decode head\'s pixel embeddings '
-                f'(forward() -> dict with "mask_features"); {name} gives '
-                f'none. Set model.alignment_loss=None to train with this '
-                f'head, or use MagNetHead.')
-        if self.lang_proj is None:
-            raise ValueError('alignment_loss needs the sentence projection: '
-                             'set lang_proj_dim (= the head\'s mask_channels)')
-        width = getattr(head, 'mask_channels', None)
-        if width is not None and width != lang_proj_dim:
-            raise ValueError(
-                f'alignment_loss: lang_proj_dim={lang_proj_dim} must equal '
-                f'the head\'s pixel-embedding width (mask_channels={width})')
-
     @property
     def with_mask_grounding(self) -> bool:
         return self.mask_grounding is not None
@@ -256,15 +198,17 @@ class MagNet(EncoderDecoder):
             rows = []
             for i, meta in enumerate(batch_img_metas):
                 if key not in meta:
-                    raise KeyError(
+                    raise MissingSampleKeyError(
                         f'data sample {i} has no "{key}" in its metainfo: '
                         'add the TokenizeText transform to the pipeline and '
                         f'{TEXT_KEYS} to PackSegInputs.meta_keys')
                 rows.append(torch.as_tensor(np.asarray(meta[key])))
             lengths = {r.shape for r in rows}
             if len(lengths) != 1:
-                raise ValueError(f'"{key}" has different lengths in one '
-                                 f'batch: {sorted(lengths)}')
+                raise ModelConfigError(
+                    f'"{key}" has different lengths in one batch: '
+                    f'{sorted(lengths)}; give every TokenizeText of the '
+                    'pipelines the same max_length')
             out.append(torch.stack(rows).to(device=device, dtype=torch.long))
         return out[0], out[1]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 from mmengine.model import BaseModule
+from ..errors import ModelConfigError
 
 
 def pretrained_checkpoint(module: BaseModule) -> Optional[str]:
@@ -18,7 +19,7 @@ def pretrained_checkpoint(module: BaseModule) -> Optional[str]:
         return None
     if not isinstance(cfg, dict) or cfg.get('type') != 'Pretrained' or \
             'checkpoint' not in cfg:
-        raise ValueError(
+        raise ModelConfigError(
             f"{type(module).__name__}: init_cfg must be dict(type="
             f"'Pretrained', checkpoint=...), got {cfg}")
     return cfg['checkpoint']

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 
 from ...compat.checkpoint import load_weights
+from ..errors import PretrainedWeightsError
 from .key_rules import KeyRule, apply_key_rules
 
 StateDict = Dict[str, torch.Tensor]
@@ -180,8 +181,9 @@ def resize_bias_tables(state: StateDict,
             l_src, h_src = value.shape
             l_dst, h_dst = target[key].shape
             if h_src != h_dst:
-                raise ValueError(f'{key}: {h_src} heads in the checkpoint, '
-                                 f'{h_dst} in the model')
+                raise PretrainedWeightsError(
+                    f'{key}: {h_src} heads in the checkpoint, '
+                    f'{h_dst} in the model')
             if l_src != l_dst:
                 s_src, s_dst = int(l_src**0.5), int(l_dst**0.5)
                 table = value.permute(1, 0).reshape(1, h_src, s_src, s_src)
@@ -203,7 +205,7 @@ def load_swin_pretrained(filename: str,
     """Load ``filename`` (weights-only) as a state dict for ``target``."""
     state = swin_state_dict_to_mmseg(load_weights(filename), prefix)
     if not any(k.startswith('stages.') for k in state):
-        raise ValueError(
+        raise PretrainedWeightsError(
             f'{filename}: no Swin weights found (expected official Swin '
             '"layers.*", mmseg/mmpretrain "stages.*" or MagNet '
             '"image_model.*"/"backbone.*" keys)')

@@ -1,0 +1,36 @@
+"""The errors of :class:`~projects.magnet.evaluation.RefSegMetric` that a
+user can fix: its arguments, and samples the pipeline or the model made
+wrongly. All are :class:`~projects.magnet.utils.errors.UserError` s (one
+``error:`` line in the tools) that keep their built-in family."""
+from __future__ import annotations
+
+from ..utils.errors import UserError
+
+__all__ = [
+    'MetricConfigError', 'MetricArgumentError', 'SampleError',
+    'SampleKeyError'
+]
+
+
+class MetricConfigError(UserError, ValueError):
+    """A metric argument has a value it cannot use (``iou_thrs``,
+    ``length_buckets``); the message names it and what was expected."""
+
+
+class MetricArgumentError(UserError, TypeError):
+    """An argument the metric does not take, or of the wrong type."""
+
+
+class SampleError(UserError, ValueError):
+    """A sample (or the whole evaluation) cannot be scored: prediction and
+    GT of different sizes, values that are not a binary mask, no sample at
+    all. The message names the sample (``img_path``, ``ref_id``,
+    ``sent_id``) and the field."""
+
+
+class SampleKeyError(UserError, KeyError):
+    """A sample lacks a field the metric needs (the message names the
+    sample, the field and what adds it)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ''
