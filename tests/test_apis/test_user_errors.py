@@ -162,6 +162,11 @@ CASES = [
      ValueError, ['the config: cannot build the model', 'embed_dim']),
     ('init-model-type', _init_model(**{'decode_head.type': 'NoSuchHead'}),
      ValueError, ['the config: cannot build the model', 'NoSuchHead']),
+    ('init-model-bert-weights', _init_model(**{
+        'text_encoder.init_cfg': dict(type='Pretrained',
+                                      checkpoint='/no/such/bert')}),
+     OSError, ["text_encoder.init_cfg.checkpoint='/no/such/bert'",
+               'cannot load BERT weights']),
     ('as-config', lambda: load_apis().as_config(42), TypeError,
      ['config must be a file path', 'got int']),
 ]

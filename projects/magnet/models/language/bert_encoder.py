@@ -10,6 +10,7 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch.utils.checkpoint import checkpoint
 
+from ...utils.errors import InputFileError, UserError
 from ...utils.pretrained import resolve_pretrained
 from ..errors import ModelConfigError, PretrainedWeightsError
 from ..layers.language_fusion import LanguageFusion
@@ -151,8 +152,16 @@ class BertLanguageEncoder(BaseModule):
             return
         from transformers import BertModel
         source = resolve_pretrained(checkpoint)
-        pretrained = BertModel.from_pretrained(source,
-                                               add_pooling_layer=False)
+        try:
+            pretrained = BertModel.from_pretrained(source,
+                                                   add_pooling_layer=False)
+        except UserError:
+            raise
+        except (OSError, ValueError) as err:
+            # transformers' words for a folder / hub name it cannot read
+            raise InputFileError(
+                f'text_encoder.init_cfg.checkpoint={checkpoint!r}: cannot '
+                f'load BERT weights from {source} ({err})') from err
         incompatible = self.bert.load_state_dict(pretrained.state_dict(),
                                                  strict=False)
         if incompatible.missing_keys:
