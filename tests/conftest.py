@@ -10,7 +10,6 @@ import pytest
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
-#: developer tools (benchmark and parity helpers) live with the analysis
 
 import projects.magnet  # noqa: E402,F401  (registers everything)
 from projects.magnet.compat import install_checkpoint_loader  # noqa: E402

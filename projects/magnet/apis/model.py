@@ -5,7 +5,6 @@ import contextlib
 import copy
 import logging
 import os.path as osp
-import re
 import warnings
 from pathlib import Path
 from typing import Optional, Union
@@ -17,7 +16,7 @@ from mmengine.registry import init_default_scope
 
 from ..compat.checkpoint import (CheckpointNotFoundError,
                                  install_checkpoint_loader)
-from ..compat.runner_setup import ConfigBuildError
+from ..compat.runner_setup import config_build_errors
 from ..datasets.refcoco import RefCOCODataset
 from ..models.segmentors.magnet import OUTPUT_SIZES
 from ..utils.config_check import load_config
@@ -95,12 +94,6 @@ def check_device(device: Union[str, torch.device]) -> torch.device:
     return dev
 
 
-#: how a component's ``__init__`` refuses the config's arguments, and a
-#: type the registry does not know (the words of Python and mmengine)
-_SIGNATURE = re.compile(r'unexpected keyword argument|missing \d+ required')
-_REGISTRY = re.compile(r'is not in the .* registry')
-
-
 def build_model(model_cfg: dict, source: str) -> torch.nn.Module:
     """``MODELS.build(model_cfg)``, a config mistake raised as a
     :class:`~projects.magnet.utils.UserError` naming ``source``.
@@ -115,19 +108,8 @@ def build_model(model_cfg: dict, source: str) -> torch.nn.Module:
     ValueError); any other error keeps its type and traceback (a bug).
     """
     from mmseg.registry import MODELS
-    try:
+    with config_build_errors(source, 'the model'):
         return MODELS.build(model_cfg)
-    except UserError:
-        raise
-    except (TypeError, KeyError, ValueError) as err:
-        message = str(err.args[0]) if isinstance(err, KeyError) and \
-            err.args else str(err)
-        if isinstance(err, ValueError) or _SIGNATURE.search(message) or \
-                (isinstance(err, KeyError) and _REGISTRY.search(message)):
-            raise ConfigBuildError(
-                f'{source}: cannot build the model from this config: '
-                f'{message}') from err
-        raise
 
 
 def _config_source(config: ConfigInput, cfg: Config) -> str:

@@ -13,10 +13,11 @@ builds its components into a user error naming the config.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import os.path as osp
 import re
-from typing import Optional
+from typing import Iterator, Optional
 
 from ..utils.cli import CfgOptionsAction
 from ..utils.config_check import (check_config_keys, check_config_values,
@@ -27,8 +28,8 @@ from .checkpoint import install_checkpoint_loader, trust_directory
 from .distributed import init_cpu_distributed
 
 __all__ = [
-    'ConfigBuildError', 'add_runner_arguments', 'runner_config',
-    'build_runner'
+    'ConfigBuildError', 'config_build_errors', 'add_runner_arguments',
+    'runner_config', 'build_runner'
 ]
 
 
@@ -85,6 +86,33 @@ _SIGNATURE = re.compile(r'unexpected keyword argument|missing \d+ required')
 _REGISTRY = re.compile(r'is not in the .* registry')
 
 
+@contextlib.contextmanager
+def config_build_errors(source: str, what: str) -> Iterator[None]:
+    """Turn a config mistake met while building from a config into a
+    :class:`ConfigBuildError` naming ``source``.
+
+    A ``UserError`` (a component's own refusal, e.g. widths that do not
+    fit) passes unchanged. An argument a component does not take
+    (``embed_dim=``), a type the registry does not know, or another
+    ``ValueError`` of a component's ``__init__`` becomes
+    ``"<source>: cannot build <what> from this config: ..."``; any other
+    error keeps its type and traceback (a bug).
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except (TypeError, KeyError, ValueError) as err:
+        message = str(err.args[0]) if isinstance(err, KeyError) and \
+            err.args else str(err)
+        if isinstance(err, ValueError) or _SIGNATURE.search(message) or \
+                (isinstance(err, KeyError) and _REGISTRY.search(message)):
+            raise ConfigBuildError(
+                f'{source}: cannot build {what} from this config: '
+                f'{message}') from err
+        raise
+
+
 def build_runner(cfg, source: str, launcher: Optional[str] = None):
     """``Runner.from_cfg(cfg)`` (after the CPU process group for torchrun
     without CUDA).
@@ -98,16 +126,5 @@ def build_runner(cfg, source: str, launcher: Optional[str] = None):
     """
     from mmengine.runner import Runner
     init_cpu_distributed(launcher or cfg.get('launcher', 'none'), cfg)
-    try:
+    with config_build_errors(source, 'the run'):
         return Runner.from_cfg(cfg)
-    except UserError:
-        raise
-    except (TypeError, KeyError, ValueError) as err:
-        message = str(err.args[0]) if isinstance(err, KeyError) and \
-            err.args else str(err)
-        if isinstance(err, ValueError) or _SIGNATURE.search(message) or \
-                (isinstance(err, KeyError) and _REGISTRY.search(message)):
-            raise ConfigBuildError(
-                f'{source}: cannot build the run from this config: '
-                f'{message}') from err
-        raise
