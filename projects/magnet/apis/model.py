@@ -20,7 +20,7 @@ from ..compat.runner_setup import config_build_errors
 from ..datasets.refcoco import RefCOCODataset
 from ..models.segmentors.magnet import OUTPUT_SIZES
 from ..utils.config_check import load_config
-from ..utils.errors import InvalidInputError, UserError
+from ..utils.errors import InvalidInputError, MissingKeyError, UserError
 
 __all__ = [
     'OUTPUT_SIZES', 'as_config', 'check_device', 'init_model',
@@ -39,11 +39,8 @@ class DeviceError(UserError, ValueError, RuntimeError):
     """A device that is not a device name, or not available here."""
 
 
-class ConfigContentError(UserError, KeyError):
+class ConfigContentError(MissingKeyError):
     """A config without a part the inference needs (``model``...)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ''
 
 
 class ConfigTypeError(UserError, TypeError):

@@ -4,7 +4,7 @@ wrongly. All are :class:`~projects.magnet.utils.errors.UserError` s (one
 ``error:`` line in the tools) that keep their built-in family."""
 from __future__ import annotations
 
-from ..utils.errors import UserError
+from ..utils.errors import MissingKeyError, UserError
 
 __all__ = [
     'MetricConfigError', 'MetricArgumentError', 'SampleError',
@@ -28,9 +28,6 @@ class SampleError(UserError, ValueError):
     ``sent_id``) and the field."""
 
 
-class SampleKeyError(UserError, KeyError):
+class SampleKeyError(MissingKeyError):
     """A sample lacks a field the metric needs (the message names the
     sample, the field and what adds it)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ''

@@ -11,7 +11,7 @@ A shape mismatch that only a bug can produce stays a built-in error.
 """
 from __future__ import annotations
 
-from ..utils.errors import UserError
+from ..utils.errors import MissingKeyError, UserError
 
 __all__ = [
     'ModelConfigError', 'MissingSampleKeyError', 'PretrainedWeightsError'
@@ -28,9 +28,6 @@ class PretrainedWeightsError(UserError, ValueError):
     hold that component's weights (the message names the file)."""
 
 
-class MissingSampleKeyError(UserError, KeyError):
+class MissingSampleKeyError(MissingKeyError):
     """A data sample lacks a key the pipeline should have added (the
     message names the key and the transform / meta key that adds it)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ''

@@ -5,7 +5,8 @@ from .config_check import (RUNNER_KEYS, ConfigFileError, ConfigValueError,
                            MisspeltConfigKeyError, check_config_keys,
                            check_config_values, load_config)
 from .errors import (InputFileError, InputFileNotFoundError,
-                     InvalidInputError, OutputPathError, UserError)
+                     InvalidInputError, MissingKeyError, OutputPathError,
+                     UserError)
 from .expressions import has_word, wordless_reason
 from .output_files import (CHECKPOINT_EXTENSIONS, IMAGE_EXTENSIONS,
                            JSON_EXTENSIONS, atomic_write, check_output_dir,
@@ -21,7 +22,8 @@ __all__ = [
     'TRACEBACK_ENV', 'RUNNER_KEYS', 'MisspeltConfigKeyError',
     'check_config_keys', 'capture_random_state', 'restore_random_state',
     'preserved_random_state', 'ConfigFileError', 'load_config', 'UserError',
-    'InvalidInputError', 'InputFileError', 'InputFileNotFoundError',
+    'InvalidInputError', 'MissingKeyError', 'InputFileError',
+    'InputFileNotFoundError',
     'OutputPathError', 'has_word',
     'wordless_reason', 'ConfigValueError', 'check_config_values',
     'atomic_write', 'check_output_dir', 'check_output_file',

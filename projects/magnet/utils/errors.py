@@ -10,8 +10,8 @@ that catch ``ValueError`` / ``OSError`` / ``TypeError`` keep working::
 """
 from __future__ import annotations
 
-__all__ = ['UserError', 'InvalidInputError', 'InputFileError',
-           'InputFileNotFoundError', 'OutputPathError']
+__all__ = ['UserError', 'InvalidInputError', 'MissingKeyError',
+           'InputFileError', 'InputFileNotFoundError', 'OutputPathError']
 
 
 class UserError(Exception):
@@ -21,6 +21,15 @@ class UserError(Exception):
 class InvalidInputError(UserError, ValueError):
     """A value the user gave (an expression, an option, a field) is not
     usable; the message names it and says what was expected."""
+
+
+class MissingKeyError(UserError, KeyError):
+    """A mapping the user gave (a config, a sample, a results dict) lacks a
+    key; the message names it and what adds it. Printed without the quotes
+    ``KeyError`` puts around its message."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
 
 
 class InputFileError(UserError, OSError):

@@ -11,7 +11,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.logging import print_log
 from mmseg.registry import TRANSFORMS
 
-from ...utils.errors import UserError
+from ...utils.errors import MissingKeyError
 from .image_checks import ImageTypeError, InvalidInputError
 
 __all__ = [
@@ -21,12 +21,9 @@ __all__ = [
 ]
 
 
-class MissingImageError(UserError, KeyError):
+class MissingImageError(MissingKeyError):
     """:class:`LoadImageFromArray` found no ``img`` array in the results
     (a pipeline given a path where it expects an array)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ''
 
 #: Default ``max_size`` (longest side, pixels) of the loaders: 4.3x the
 #: paper's 480 input and 16x the CPU config's 128, so the network input
