@@ -25,6 +25,7 @@ SYN_train2014_000000002001.jpg "the red circle" "the blue square" \\
 from __future__ import annotations
 
 import argparse
+import logging
 import os.path as osp
 import sys
 from typing import List, Optional
@@ -100,22 +101,71 @@ def draw(inferencer, result, alpha: float = 0.5) -> np.ndarray:
     return legend_below(overlay, result.expressions, colors)
 
 
+#: EXIF orientation values that turn the picture (1 = as stored)
+_EXIF_TURNS = {2: 'mirrored', 3: 'rotated 180', 4: 'flipped',
+               5: 'transposed', 6: 'rotated 90', 7: 'transversed',
+               8: 'rotated 270'}
+
+
+def check_image(path: str) -> List[str]:
+    """Refuse an image the model cannot use, before the model is built:
+    missing, a folder, empty, or not an image (PIL reads the header only).
+
+    Returns:
+        list[str]: notes on what the demo does with it (an animated image:
+        its first frame is used; an EXIF orientation: ignored, the picture
+        is segmented as stored), to be logged.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from projects.magnet.utils import InputFileError
+    from projects.magnet.utils.output_files import check_input_file
+    check_input_file(path, 'image file')
+    try:
+        with Image.open(path) as img:
+            frames = getattr(img, 'n_frames', 1)
+            orientation = img.getexif().get(0x0112, 1)
+            fmt = img.format
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise InputFileError(
+            f'image file {path}: not an image PIL can read ({err})') from err
+    notes = []
+    if frames > 1:
+        notes.append(f'{path}: {fmt} with {frames} frames; the first frame '
+                     'is segmented')
+    if orientation in _EXIF_TURNS:
+        notes.append(f'{path}: EXIF orientation {orientation} '
+                     f'({_EXIF_TURNS[orientation]}) is ignored: the image '
+                     'is segmented and drawn as stored, as the dataset '
+                     'loaders read it')
+    return notes
+
+
 def run(args: argparse.Namespace) -> int:
     """The demo on parsed arguments; a bad input raises a ``UserError``."""
     from mmengine.registry import init_default_scope
 
     import projects.magnet  # noqa: F401  (registers everything)
     from projects.magnet.apis import MagNetInferencer, check_expressions
-    from projects.magnet.utils import (IMAGE_EXTENSIONS,
-                                       InputFileNotFoundError,
-                                       check_output_file, save_image)
+    from mmengine.logging import print_log
+
+    from projects.magnet.utils import (IMAGE_EXTENSIONS, check_output_file,
+                                       load_config, save_image)
+    from projects.magnet.utils.output_files import check_input_file
     init_default_scope('mmseg')
     # fail on bad inputs before the (slow) model build
     expressions = check_expressions(args.expressions)
-    if not osp.isfile(args.image):
-        raise InputFileNotFoundError(f'image file not found: {args.image}')
+    notes = check_image(args.image)
     check_output_file(args.out_file, IMAGE_EXTENSIONS, what='--out-file',
                       inputs=[args.image, args.config, args.checkpoint])
+    load_config(args.config)  # missing / not a config: named, now
+    if args.checkpoint is not None and '://' not in args.checkpoint:
+        from projects.magnet.compat import check_torch_file
+        check_input_file(args.checkpoint, 'checkpoint file',
+                         allow_empty=True)
+        check_torch_file(args.checkpoint)  # empty, text, not a pickle
+    for note in notes:
+        print_log(note, logger='current', level=logging.WARNING)
     inferencer = MagNetInferencer(
         args.config, args.checkpoint, device=args.device,
         cfg_options=args.cfg_options, batch_size=args.batch_size)

@@ -1,5 +1,8 @@
 """The main job on the embedded default (``make demo``).
 
+(Over 400 lines: the job's steps and their up-front checks read best in
+one file.)
+
 1. generates the referring dataset in the REFER format if it is absent
    (``tools/dataset_converters/generate_refer_dataset.py``);
 2. trains the CPU config with ``tools/train.py``;
@@ -28,6 +31,12 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from projects.magnet.utils import (  # noqa: E402
+    CfgOptionsAction, InvalidInputError, UserError, check_config_keys,
+    check_config_values, check_output_dir, load_config, save_image,
+    save_json)
+from projects.magnet.utils.cli import check_minimum  # noqa: E402
 
 DEFAULT_CONFIG = osp.join(
     ROOT, 'configs', 'magnet',
@@ -60,12 +69,54 @@ def parse_args():
     parser.add_argument(
         '--cfg-options', nargs='+', default=[],
         help='extra key=value overrides for training and evaluation')
-    return parser.parse_args()
+    args = parser.parse_args()
+    # each step needs these; refused here, not after the dataset and the
+    # training are done
+    check_minimum(parser, args, dict(
+        num_train_images=1, num_val_images=1, num_test_images=2,
+        max_iters=1, max_time=1e-9, num_overlays=0, unseen_scenes=0))
+    return args
+
+
+class StepFailedError(UserError, RuntimeError):
+    """A step of the job (a tool run as a subprocess) failed; the tool
+    printed its own error (or traceback) above."""
+
+
+def merged_config(args, overrides):
+    """The config with ``overrides`` (key=value, as ``--cfg-options`` of
+    ``tools/train.py``) merged."""
+    cfg = load_config(args.config)
+    if overrides:
+        parser = argparse.ArgumentParser(prog='main_job.py')
+        parser.add_argument('--cfg-options', nargs='+',
+                            action=CfgOptionsAction)
+        cfg.merge_from_dict(
+            parser.parse_args(['--cfg-options'] + overrides).cfg_options)
+    return cfg
+
+
+def check_inputs(args, overrides, data_root):
+    """What ``tools/train.py`` would refuse, refused before the dataset
+    is generated: misspelt keys and values of the wrong type in the merged
+    config, a work dir or data root that cannot be written."""
+    cfg = merged_config(args, overrides)
+    check_config_keys(cfg.keys(), args.config)
+    check_config_values(cfg, args.config, dict(
+        o.split('=', 1) for o in overrides))
+    check_output_dir(args.work_dir, inputs=[args.config], what='--work-dir')
+    check_output_dir(data_root, what='--data-root')
 
 
 def run(cmd):
+    """Run a tool; its failure (it printed why) ends the job with one
+    ``error:`` line naming the step."""
     print('+ ' + ' '.join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    code = subprocess.run(cmd, cwd=ROOT).returncode
+    if code:
+        raise StepFailedError(
+            f'{osp.relpath(cmd[1], ROOT)} failed (exit status {code}); '
+            'its message is above')
 
 
 def length_overrides(args):
@@ -75,15 +126,14 @@ def length_overrides(args):
     ``max_time`` seconds; ``--max-iters N`` makes it a fixed length (the
     budget is lifted and the schedule ends at ``N``).
     """
-    from mmengine.config import Config
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # names the file in its errors
     budgeted = cfg.train_cfg.get('type') == 'TimeBudgetTrainLoop'
     out = []
     if args.max_time is not None:
         if not budgeted:
-            raise SystemExit(f'error: --max-time needs a config with '
-                             f'TimeBudgetTrainLoop; {args.config} has '
-                             f'{cfg.train_cfg.get("type")}')
+            raise InvalidInputError(
+                f'--max-time needs a config with TimeBudgetTrainLoop; '
+                f'{args.config} has {cfg.train_cfg.get("type")}')
         out.append(f'train_cfg.max_time={args.max_time}')
     if args.max_iters:
         n = args.max_iters
@@ -101,8 +151,7 @@ def length_overrides(args):
 
 def data_root_overrides(args):
     """Point every dataset of the config at ``args.data_root``."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # names the file in its errors
     if args.data_root is None:
         return cfg.train_dataloader.dataset['data_root'], []
     keys = ['train_dataloader.dataset', 'val_dataloader.dataset']
@@ -119,8 +168,7 @@ def generator_options(args) -> dict:
     """The generator settings the main job wants: the config's
     ``data_generator`` (e.g. objects per scene), then the command line's
     image counts and seed."""
-    from mmengine.config import Config
-    opts = dict(Config.fromfile(args.config).get('data_generator') or {})
+    opts = dict(load_config(args.config).get('data_generator') or {})
     opts.update(num_train_images=args.num_train_images,
                 num_val_images=args.num_val_images,
                 num_test_images=args.num_test_images, seed=args.seed)
@@ -181,7 +229,7 @@ def ensure_dataset(args, data_root):
     run([sys.executable,
          osp.join(ROOT, 'tools', 'dataset_converters',
                   'generate_refer_dataset.py'),
-         '--out', data_root] + _generator_cli(opts))
+         '--out', data_root, '--overwrite'] + _generator_cli(opts))
 
 
 def train(args, overrides):
@@ -198,22 +246,13 @@ def evaluate(args, checkpoint, overrides, val_only=False):
     """Test ``checkpoint`` with mmengine's Runner on the config's test
     splits, or on its val split only (``val_only``, no persistent
     workers)."""
-    from mmengine.config import Config
-
-    from projects.magnet.utils import CfgOptionsAction
     from mmengine.runner import Runner
 
     from projects.magnet.compat import (install_checkpoint_loader,
                                         trust_directory)
     install_checkpoint_loader()
     trust_directory(args.work_dir)
-    cfg = Config.fromfile(args.config)
-    if overrides:  # the same key=value syntax as tools/train.py
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--cfg-options', nargs='+',
-                            action=CfgOptionsAction)
-        cfg.merge_from_dict(
-            parser.parse_args(['--cfg-options'] + overrides).cfg_options)
+    cfg = merged_config(args, overrides)  # same syntax as tools/train.py
     cfg.work_dir = args.work_dir
     cfg.load_from = checkpoint
     cfg.default_hooks.visualization = dict(type='SegVisualizationHook')
@@ -299,7 +338,6 @@ def write_overlays(runner, out_dir, num):
     import mmcv
     import numpy as np
     import torch
-    from PIL import Image
 
     from projects.magnet.visualization import (expression_of,
                                                prediction_grid,
@@ -340,14 +378,14 @@ def write_overlays(runner, out_dir, num):
     written = []
     for i in spread(num):
         path = osp.join(out_dir, f'overlay_{i:05d}.png')
-        Image.fromarray(panel(i)).save(path)
+        save_image(panel(i), path)  # atomic
         written.append(path)
     grid_items = spread(16)
     if grid_items:
         grid = prediction_grid([panel(i) for i in grid_items], cols=4)
         path = osp.join(osp.dirname(osp.abspath(out_dir)),
                         'predictions_grid.png')
-        Image.fromarray(grid).save(path)
+        save_image(grid, path)
         written.append(path)
     return written
 
@@ -358,13 +396,13 @@ def main():
     overrides = length_overrides(args)
     data_root, root_overrides = data_root_overrides(args)
     overrides += root_overrides + list(args.cfg_options)
+    check_inputs(args, overrides, data_root)
     ensure_dataset(args, data_root)
     checkpoint = train(args, overrides)
     trained = time.time()
     runner, metrics = evaluate(args, checkpoint, overrides)
     print_table(metrics, split_tags(runner))
-    with open(osp.join(args.work_dir, 'metrics.json'), 'w') as f:
-        json.dump(metrics, f, indent=1)
+    save_json(metrics, osp.join(args.work_dir, 'metrics.json'), indent=1)
     paths = write_overlays(runner, osp.join(args.work_dir, 'overlays'),
                            args.num_overlays)
     print(f'wrote {len(paths) - 1} prediction panels to '
@@ -385,8 +423,7 @@ def main():
 
 def scene_size(args) -> int:
     """The generated images' size (the config's data_generator)."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)  # names the file in its errors
     return int(cfg.get('data_generator', {}).get('img_size', 128))
 
 

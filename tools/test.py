@@ -13,7 +13,9 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from projects.magnet.compat.runner_setup import (  # noqa: E402
     add_runner_arguments, build_runner, runner_config)
 from projects.magnet.utils import (  # noqa: E402
-    InputFileNotFoundError, InvalidInputError, check_output_dir, run_cli)
+    InvalidInputError, check_output_dir, run_cli)
+from projects.magnet.utils.output_files import (  # noqa: E402
+    check_input_file)
 
 
 def parse_args():
@@ -46,7 +48,7 @@ def trigger_visualization_hook(cfg, args):
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
-    if args.show_dir:
+    if args.show_dir is not None:
         visualizer = cfg.visualizer
         visualizer['save_dir'] = check_output_dir(
             osp.join(cfg.work_dir, args.show_dir), what='--show-dir')
@@ -71,12 +73,16 @@ def verify_checkpoint(model, checkpoint: str) -> None:
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise InputFileNotFoundError(
-            f'checkpoint file not found: {args.checkpoint}')
+    from projects.magnet.compat import check_torch_file
+
+    # missing, a folder, empty, text: refused before the Runner is built
+    check_input_file(args.checkpoint, 'checkpoint file', allow_empty=True)
+    check_torch_file(args.checkpoint)
+    if args.show_dir is not None and not args.show_dir.strip():
+        raise InvalidInputError('--show-dir: empty path; expected a folder')
     cfg = runner_config(args)  # checked: keys, value types, work_dir
     cfg.load_from = args.checkpoint
-    if args.show or args.show_dir:
+    if args.show or args.show_dir is not None:
         cfg = trigger_visualization_hook(cfg, args)
     runner = build_runner(cfg, args.config)
     # mmengine loads load_from with strict=False: another model's weights

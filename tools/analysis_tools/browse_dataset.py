@@ -88,6 +88,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_output_dir(args.output_dir, what='--output-dir',
                          inputs=[args.data_root])
 
+    img_dir = osp.join(args.data_root, args.img_dir)
+    if not osp.isdir(img_dir):  # else the first picture fails, not the root
+        from projects.magnet.utils import InputFileNotFoundError
+        raise InputFileNotFoundError(
+            f'image folder {img_dir} not found (--data-root '
+            f'{args.data_root}, --img-dir {args.img_dir}); '
+            'tools/misc/check_refer_data.py finds where the images are')
     dataset = build_dataset(args)
     total = len(dataset)
     count = total if args.max_items is None else min(total, args.max_items)

@@ -39,8 +39,11 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from projects.magnet.utils import (  # noqa: E402
-    JSON_EXTENSIONS, CfgOptionsAction, check_config_keys,
+    JSON_EXTENSIONS, CfgOptionsAction, InvalidInputError, check_config_keys,
     check_config_values, check_output_file, load_config, run_cli, save_json)
+from projects.magnet.utils.cli import check_minimum  # noqa: E402
+from projects.magnet.utils.output_files import (  # noqa: E402
+    check_input_file)
 
 from projects.magnet.engine.benchmarking import drop_pretrained  # noqa: E402
 
@@ -76,9 +79,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='override settings of the config, key=value')
     parser.add_argument('--out', help='also write the report as JSON here')
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.batch < 1:
-        parser.error('--steps and --batch must be >= 1')
+    # below these the steps fail deep inside the model, after the build
+    check_minimum(parser, args, dict(steps=1, batch=1, shape=1,
+                                     num_tokens=1, depth=0, threads=1))
     return args
+
+
+#: top-level config keys the tool reads (``train_dataloader``: ``--inputs
+#: data`` only)
+REQUIRED_KEYS = ('model', 'optim_wrapper')
+
+
+def check_config(cfg, args) -> None:
+    """Refuse a config without what the steps need (a test-only config
+    has no ``optim_wrapper``), before the model is built."""
+    required = REQUIRED_KEYS + (
+        ('train_dataloader', ) if args.inputs == 'data' else ())
+    missing = [k for k in required if cfg.get(k) is None]
+    if missing:
+        raise InvalidInputError(
+            f'{args.config}: no {", ".join(missing)}; training steps need '
+            'a training config (model, optim_wrapper' +
+            (', train_dataloader' if args.inputs == 'data' else '') + ')')
 
 
 def build_model(cfg, pretrained: str, seed: int) -> Tuple[object, str]:
@@ -208,6 +230,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg.merge_from_dict(args.cfg_options)
     check_config_keys(cfg.keys(), args.config)
     check_config_values(cfg, args.config, args.cfg_options)
+    check_config(cfg, args)
+    if args.checkpoint:  # missing, a folder, not a checkpoint
+        from projects.magnet.compat import check_torch_file
+        check_input_file(args.checkpoint, 'checkpoint file',
+                         allow_empty=True)
+        check_torch_file(args.checkpoint)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     # mmengine logs every parameter's initialisation at INFO
     MMLogger.get_instance('check_gradients', log_level='WARNING')

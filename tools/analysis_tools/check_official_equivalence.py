@@ -23,6 +23,7 @@ from projects.magnet.converters.parity import compare_with_fixture  # noqa
 from projects.magnet.utils import (  # noqa: E402
     JSON_EXTENSIONS, InputFileNotFoundError, check_output_file, run_cli,
     save_json)
+from projects.magnet.utils.cli import check_minimum  # noqa: E402
 
 #: what a fixture directory holds
 FIXTURE_FILES = ('config.json', 'official_tiny.pth', 'inputs.pt',
@@ -38,12 +39,19 @@ def main():
     parser.add_argument('--json', help='also write the rows as JSON')
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args()
+    check_minimum(parser, args, dict(threads=1))
+    if not osp.isdir(args.fixture):
+        raise InputFileNotFoundError(
+            f'{args.fixture}: not a fixture directory (' + (
+                'a file' if osp.exists(args.fixture) else 'not found') +
+            f'); expected a folder with {", ".join(FIXTURE_FILES)}')
     missing = [f for f in FIXTURE_FILES
-               if not osp.isfile(osp.join(args.fixture, f))]
+               if not osp.isfile(osp.join(args.fixture, f))
+               or not osp.getsize(osp.join(args.fixture, f))]
     if missing:
         raise InputFileNotFoundError(
-            f'{args.fixture}: not a fixture directory, '
-                             f'missing {", ".join(missing)}')
+            f'{args.fixture}: not a fixture directory, missing (or '
+            f'empty) {", ".join(missing)}')
     if args.json:
         check_output_file(args.json, JSON_EXTENSIONS, what='--json')
     torch.set_num_threads(args.threads)

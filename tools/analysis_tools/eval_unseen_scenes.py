@@ -41,7 +41,10 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from projects.magnet.utils import (  # noqa: E402
-    check_output_dir, run_cli, save_image, save_json)
+    check_output_dir, load_config, run_cli, save_image, save_json)
+from projects.magnet.utils.cli import check_minimum  # noqa: E402
+from projects.magnet.utils.output_files import (  # noqa: E402
+    check_input_file)
 
 #: this file's colours for the generator's colour words (not its values)
 PALETTE = {
@@ -217,15 +220,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--out-dir')
     parser.add_argument('--num-panels', type=int, default=16)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # no scene scores nothing; below 32 pixels the objects (radius 6 %
+    # of the size) are a pixel or two wide
+    check_minimum(parser, args, dict(num_scenes=1, size=32, num_panels=0))
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.out_dir:  # before the model is built and run
-        check_output_dir(args.out_dir, what='--out-dir')
+        check_output_dir(args.out_dir, what='--out-dir',
+                         inputs=[args.config, args.checkpoint])
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     from projects.magnet.apis import MagNetInferencer
+    from projects.magnet.compat import check_torch_file
+    load_config(args.config)  # missing / not a config: named, now
+    check_input_file(args.checkpoint, 'checkpoint file', allow_empty=True)
+    check_torch_file(args.checkpoint)  # empty, text, not a pickle
     inferencer = MagNetInferencer(args.config, args.checkpoint,
                                   device=args.device)
     keep = args.num_panels if args.out_dir else 0

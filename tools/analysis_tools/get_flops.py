@@ -23,15 +23,23 @@ from projects.magnet.engine import benchmarking as B  # noqa: E402
 
 
 def parse_args(argv=None):
+    from projects.magnet.utils.cli import check_minimum
     p = B.tool_parser(__doc__)
     p.add_argument('--depth', type=int, default=2,
                    help='module depth of the breakdown')
     p.add_argument('--json', action='store_true', help='print JSON only')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    # sizes below these fail deep inside the model, after it is built
+    check_minimum(p, args, dict(batch=1, shape=1, num_tokens=1,
+                                real_tokens=1, depth=0, threads=1))
+    if args.real_tokens > args.num_tokens:
+        p.error(f'--real-tokens ({args.real_tokens}) must be <= '
+                f'--num-tokens ({args.num_tokens})')
+    return args
 
 
 def get_flops(args):
-    model = B.build_model(args.config)
+    model = B.build_model(args.cfg)
     inputs, samples = B.dummy_batch(args.batch, args.shape, args.num_tokens,
                                     args.real_tokens)
     counter = B.flop_counter(depth=args.depth)
@@ -60,8 +68,19 @@ def print_table(res: dict) -> None:
 
 
 def main(argv=None):
+    from projects.magnet.utils import (JSON_EXTENSIONS, check_output_file,
+                                       load_config, save_json)
     args = parse_args(argv)
-    B.run_tool(get_flops, args, show=None if args.json else print_table)
+    # before the model is built: the output path, then the config
+    out, args.out = args.out, None
+    if out:
+        check_output_file(out, JSON_EXTENSIONS, inputs=[args.config],
+                          what='--out')
+    args.cfg = load_config(args.config)  # names the file in its errors
+    result = B.run_tool(get_flops, args,
+                        show=None if args.json else print_table)
+    if out:
+        save_json(result, out, indent=1)  # atomic
 
 if __name__ == '__main__':
     from projects.magnet.utils import run_cli

@@ -36,6 +36,9 @@ Series = Dict[str, List[Tuple[int, float]]]
 
 
 def find_scalars(path: str) -> str:
+    if not osp.exists(path):
+        raise InputFileNotFoundError(
+            f'{path} not found; expected a work dir or a scalars.json')
     if osp.isfile(path):
         return path
     found = sorted(glob.glob(osp.join(path, '*', 'vis_data',
@@ -59,6 +62,11 @@ def read_series(path: str) -> Tuple[Series, Series]:
                 raise InvalidInputError(
                     f'{path}: line {number} is not JSON ({err}); expected '
                     'the scalars.json of a LocalVisBackend') from err
+            if not isinstance(row, dict):
+                raise InvalidInputError(
+                    f'{path}: line {number} is a {type(row).__name__}, not '
+                    'a JSON object; expected the scalars.json of a '
+                    'LocalVisBackend (one object per line)')
             step = row.get('step')
             for key, value in row.items():
                 if key.startswith('gate/'):

@@ -9,19 +9,26 @@ Then use ``RefCOCODataset(data_root='data/refsynth', dataset='refsynth',
 split_by='unc', split='train')`` (``val``, ``testA``, ``testB``, ``test``).
 
 ``--out`` is checked before anything is drawn (a folder, or a path that
-does not exist yet, that can be written); the annotation files are written
-atomically. A bad input ends with one ``error: ...`` line and exit 1.
+does not exist yet, that can be written, and holding no generated dataset
+unless ``--overwrite``); the annotation files are written atomically. A
+bad input ends with one ``error: ...`` line and exit 1.
 """
 import argparse
+import glob
 import json
 import os.path as osp
 import sys
+from typing import List
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 from projects.magnet.datasets.refsynth import generate_refer_dataset  # noqa: E402
-from projects.magnet.utils import check_output_dir, run_cli  # noqa: E402
+from projects.magnet.utils import (  # noqa: E402
+    OutputPathError, check_output_dir, run_cli)
+
+#: where the generator writes the images, under --out (REFER's layout)
+IMG_SUBDIR = ('images', 'mscoco', 'images', 'train2014')
 
 
 def parse_args(argv=None):
@@ -54,10 +61,18 @@ def parse_args(argv=None):
         help='weights of the expression kinds of the train sentences, e.g. '
         'attribute=3 (others 1); val / test stay uniform')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument(
+        '--overwrite', action='store_true',
+        help='write into an --out that already holds generated images or '
+        'annotations (they are replaced)')
     args = parser.parse_args(argv)
     for name in ('num_train_images', 'num_val_images', 'num_test_images'):
         if getattr(args, name) < 0:
             parser.error(f'--{name.replace("_", "-")} must be >= 0')
+    if not (args.num_train_images + args.num_val_images +
+            args.num_test_images):
+        parser.error('nothing to generate: --num-train-images, '
+                     '--num-val-images and --num-test-images are all 0')
     if args.img_size < 32:
         parser.error('--img-size must be >= 32')
     weights = None
@@ -76,9 +91,34 @@ def parse_args(argv=None):
     return args
 
 
+def existing_outputs(args) -> List[str]:
+    """What a run would overwrite under ``args.out``: the annotation
+    files of ``--name`` / ``--split-by`` and generated images (their names,
+    ``SYN_train2014_<id>``, are the same for every seed and name, so a
+    second dataset in the same root would replace the first one's images
+    under its annotations)."""
+    ann_dir = osp.join(args.out, args.name)
+    found = [osp.join(ann_dir, f) for f in (
+        f'refs({args.split_by}).p', f'refs({args.split_by}).json',
+        'instances.json') if osp.exists(osp.join(ann_dir, f))]
+    images = glob.glob(osp.join(args.out, *IMG_SUBDIR, 'SYN_train2014_*'))
+    if images:
+        found.append(f'{len(images)} generated images in '
+                     f'{osp.join(args.out, *IMG_SUBDIR)}')
+    return found
+
+
 def main(argv=None):
     args = parse_args(argv)
     check_output_dir(args.out, what='--out')
+    found = existing_outputs(args)
+    if found and not args.overwrite:
+        raise OutputPathError(
+            f'--out {args.out} already holds a generated dataset '
+            f'({"; ".join(found)}); generating there would replace them '
+            '(images that another dataset of the same root still '
+            'describes included). Choose another --out, or pass '
+            '--overwrite')
     summary = generate_refer_dataset(
         args.out,
         num_train_images=args.num_train_images,

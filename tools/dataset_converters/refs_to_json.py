@@ -34,7 +34,8 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from projects.magnet.utils import run_cli  # noqa: E402
+from projects.magnet.utils import (  # noqa: E402
+    JSON_EXTENSIONS, check_output_file, run_cli)
 from projects.magnet.utils.errors import (InputFileError,  # noqa: E402
                                           InvalidInputError,
                                           OutputPathError, UserError)
@@ -119,8 +120,8 @@ def convert(src: str, dst: Optional[str] = None,
     if not osp.isfile(src):
         raise InputFileError(f'refs pickle not found: {src}')
     dst = dst or default_output(src)
-    if osp.abspath(dst) == osp.abspath(src):
-        raise OutputPathError(f'--out {dst} would overwrite the pickle')
+    # a folder, under a file, not .json, unwritable (/proc...), the input
+    check_output_file(dst, JSON_EXTENSIONS, inputs=[src], what='--out')
     if osp.exists(dst) and not force:
         raise OutputPathError(
             f'{dst} exists (pass --force to overwrite it)')

@@ -21,7 +21,10 @@ from collections import Counter
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-from projects.magnet.compat import load_weights  # noqa: E402
+from projects.magnet.compat import (  # noqa: E402
+    check_torch_file, load_weights)
+from projects.magnet.utils.output_files import (  # noqa: E402
+    check_input_file)
 from projects.magnet.utils import (  # noqa: E402
     CHECKPOINT_EXTENSIONS, check_output_file, run_cli, save_checkpoint)
 from projects.magnet.converters import (ConversionError,  # noqa: E402
@@ -40,6 +43,9 @@ def convert(src: str, dst: str, verbose: bool = True) -> dict:
             MagNet checkpoint.
     """
     check_output_file(dst, CHECKPOINT_EXTENSIONS, inputs=[src], what='DST')
+    # a folder, missing, empty or text: named before it is read
+    check_input_file(src, 'SRC checkpoint', allow_empty=True)
+    check_torch_file(src)
     checkpoint = load_weights(src)
     try:
         official = unwrap_official(checkpoint)

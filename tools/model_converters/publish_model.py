@@ -30,7 +30,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
 
 import torch  # noqa: E402
 
-from projects.magnet.compat import load_weights  # noqa: E402
+from projects.magnet.compat import (  # noqa: E402
+    check_torch_file, load_weights)
+from projects.magnet.utils.output_files import (  # noqa: E402
+    check_input_file)
 from projects.magnet.models.segmentors import (  # noqa: E402
     TRAINING_ONLY_MODULES)
 from projects.magnet.utils import (  # noqa: E402
@@ -48,6 +51,9 @@ def publish(src: str, dst: str, keep_training_modules: bool = False,
             checkpoint.
     """
     check_output_file(dst, CHECKPOINT_EXTENSIONS, inputs=[src], what='OUT')
+    # a folder, missing, empty or text: named before it is read
+    check_input_file(src, 'IN checkpoint', allow_empty=True)
+    check_torch_file(src)
     checkpoint = load_weights(src)
     if not isinstance(checkpoint, dict) or not isinstance(
             checkpoint.get('state_dict'), dict):

@@ -21,14 +21,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Optional, Tuple, Type
+from typing import Callable, Dict, Optional, Tuple, Type
 
 from mmengine.config import DictAction
 
 from .errors import UserError
 
 __all__ = [
-    'USER_ERRORS', 'TRACEBACK_ENV', 'error_line', 'run_cli', 'CfgOptionsAction'
+    'USER_ERRORS', 'TRACEBACK_ENV', 'error_line', 'run_cli',
+    'CfgOptionsAction', 'check_minimum'
 ]
 
 #: Set to 1 to see the traceback of an ``error:`` line.
@@ -86,3 +87,29 @@ class CfgOptionsAction(DictAction):
                 self, f'expects key=value items (e.g. '
                 f'train_dataloader.batch_size=4), got {bad[0]!r}')
         super().__call__(parser, namespace, values, option_string)
+
+
+def check_minimum(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  minimum: Dict[str, float]) -> None:
+    """Usage error (exit 2) for a count or size option below its minimum.
+
+    ``argparse``'s ``type=int`` takes ``--batch 0`` or ``--shape 0 -4``,
+    which fail later deep inside the model (an ``IndexError`` or a negative
+    tensor dimension) or make a tool do nothing. ``minimum`` maps an
+    ``args`` attribute (e.g. ``'batch'``, ``'shape'``) to the smallest value
+    it may have; every item of a list option is checked; unset (None)
+    options pass.
+    """
+    for dest, low in minimum.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(v < low for v in items):
+            flag = '--' + dest.replace('_', '-')
+            for action in parser._actions:  # the flag as the user typed it
+                if action.dest == dest and action.option_strings:
+                    flag = action.option_strings[-1]
+                    break
+            shown = ' '.join(str(v) for v in items)
+            parser.error(f'{flag} must be >= {low:g}, got {shown}')

@@ -102,6 +102,9 @@ def load_config(path: str):
     says ``<unknown>`` for the file), or one mmengine cannot read (a missing
     ``_base_`` file, an unknown ``{{ }}`` variable...)."""
     from mmengine.config import Config
+    if osp.isdir(path):
+        raise InputFileNotFoundError(
+            f'config file {path} is a folder; expected a config file (.py)')
     if not osp.isfile(path):
         raise InputFileNotFoundError(f'config file not found: {path}')
     try:
@@ -192,10 +195,41 @@ def _type_names(types: Tuple[type, ...]) -> str:
     return ' or '.join(names.get(t, t.__name__) for t in types)
 
 
+#: (dotted pattern of a dict, smaller key, larger key): values that must
+#: be strictly increasing where both are set (mmengine's schedulers raise
+#: "end should be larger than begin" only when the training starts)
+VALUE_ORDER: Tuple[Tuple[str, str, str], ...] = (
+    ('param_scheduler.*', 'begin', 'end'),
+    ('param_scheduler', 'begin', 'end'),
+)
+
+
+def _order_problems(cfg, cfg_options: Optional[dict]) -> List[str]:
+    problems = []
+    for pattern, low, high in VALUE_ORDER:
+        for key, node in _find(cfg, pattern.split('.'), ''):
+            if not hasattr(node, 'get'):
+                continue
+            a, b = node.get(low), node.get(high)
+            if not (_type_ok(a, (float, )) and _type_ok(b, (float, ))):
+                continue  # unset (default) or a type error reported above
+            if b <= a:
+                given = [k for k in (f'{key}.{low}', f'{key}.{high}')
+                         if cfg_options and k in cfg_options]
+                origin = f' ({", ".join(given)} from --cfg-options)' \
+                    if given else ''
+                problems.append(f'{key}.{high}={b!r} is not after '
+                                f'{key}.{low}={a!r}{origin}; expected '
+                                f'{high} > {low}')
+    return problems
+
+
 def check_config_values(cfg, source: str = 'config',
                         cfg_options: Optional[dict] = None) -> None:
     """Raise :class:`ConfigValueError` for values of the wrong type at the
-    keys of :data:`VALUE_TYPES` (every one found is listed).
+    keys of :data:`VALUE_TYPES` (every one found is listed), then for
+    values out of order (:data:`VALUE_ORDER`: a scheduler that ends before
+    it begins).
 
     Args:
         cfg: an mmengine ``Config`` (or a dict).
@@ -216,6 +250,12 @@ def check_config_values(cfg, source: str = 'config',
             problems.append(f'{key}={value!r}{origin} is a '
                             f'{type(value).__name__}; expected '
                             f'{_type_names(types)}')
+    if not problems:
+        problems = _order_problems(cfg, cfg_options)
+        if problems:
+            raise ConfigValueError(f'{source}: inconsistent values: ' +
+                                   '; '.join(problems))
+        return
     if problems:
         raise ConfigValueError(
             f'{source}: wrong value type: ' + '; '.join(problems) +

@@ -26,10 +26,11 @@ import json
 import tempfile
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from .errors import OutputPathError
+from .errors import InputFileError, InputFileNotFoundError, OutputPathError
 
 __all__ = [
-    'IMAGE_EXTENSIONS', 'CHECKPOINT_EXTENSIONS', 'JSON_EXTENSIONS',
+    'check_input_file', 'IMAGE_EXTENSIONS', 'CHECKPOINT_EXTENSIONS',
+    'JSON_EXTENSIONS',
     'check_output_file', 'check_output_dir', 'atomic_write', 'save_image',
     'save_checkpoint', 'save_json'
 ]
@@ -39,6 +40,32 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff',
                     '.webp')
 CHECKPOINT_EXTENSIONS = ('.pth', )
 JSON_EXTENSIONS = ('.json', )
+
+
+def check_input_file(path: Optional[str], what: str = 'input file',
+                     allow_empty: bool = False) -> str:
+    """Refuse an input file that is missing, a folder, unreadable or
+    empty (0 bytes: a failed download or copy), naming ``what`` and the
+    path; return it. Done before any work, so a tool never builds a model
+    to find its input unusable.
+
+    Raises:
+        InputFileNotFoundError: nothing at ``path``.
+        InputFileError: a folder, unreadable, or empty.
+    """
+    if not path:
+        raise InputFileNotFoundError(f'{what}: empty path; expected a file')
+    path = os.fspath(path)
+    if osp.isdir(path):
+        raise InputFileError(f'{what}: {path} is a folder; expected a file')
+    if not osp.exists(path):
+        raise InputFileNotFoundError(f'{what} not found: {path}')
+    if not os.access(path, os.R_OK):
+        raise InputFileError(f'{what}: {path} is not readable')
+    if not allow_empty and osp.isfile(path) and osp.getsize(path) == 0:
+        raise InputFileError(f'{what}: {path} is an empty file (0 bytes); '
+                             'a failed download or copy?')
+    return path
 
 
 def _nearest_existing(path: str) -> str:
@@ -67,6 +94,24 @@ def _check_folder_usable(folder: str, what: str, create: bool) -> None:
         except OSError as err:  # e.g. a race, a read-only mount
             raise OutputPathError(
                 f'{what}: cannot create folder {folder}: {err}') from err
+        existing = folder
+    _probe_write(existing, what)
+
+
+def _probe_write(folder: str, what: str) -> None:
+    """Create and remove a file in ``folder``: ``os.access`` says yes for
+    root on a read-only mount and for pseudo file systems (``/proc``,
+    ``/sys``) where no file can be created; :func:`atomic_write` would then
+    fail only after the work."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.write-check.', dir=folder)
+    except OSError as err:
+        raise OutputPathError(
+            f'{what}: no file can be created in folder {folder} '
+            f'({err.strerror or err})') from err
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.remove(probe)
 
 
 def _check_not_input(path: str, inputs: Iterable[Optional[str]],
