@@ -90,3 +90,23 @@ def test_ablation_switches(path):
         model = MODELS.build(cfg.model)
         assert model.with_mask_grounding == _switches(cfg)[0]
         assert (model.backbone.alignments is not None) == _switches(cfg)[2]
+
+
+def test_one_bert_base_definition():
+    """The paper configs take bert-base-uncased from the encoder's default
+    (one definition), and that default is bert-base-uncased's config."""
+    import inspect
+
+    from projects.magnet.models.language.bert_encoder import (
+        BERT_BASE_UNCASED, BertLanguageEncoder)
+    default = inspect.signature(BertLanguageEncoder).parameters['bert_cfg']
+    assert default.default is BERT_BASE_UNCASED
+    assert {k: BERT_BASE_UNCASED[k] for k in (
+        'vocab_size', 'hidden_size', 'num_hidden_layers',
+        'num_attention_heads', 'intermediate_size')} == dict(
+            vocab_size=30522, hidden_size=768, num_hidden_layers=12,
+            num_attention_heads=12, intermediate_size=3072)
+    for path in CONFIGS:
+        cfg = Config.fromfile(path)
+        if 'bert-base' in osp.basename(path):
+            assert 'bert_cfg' not in cfg.model.text_encoder, path

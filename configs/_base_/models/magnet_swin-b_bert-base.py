@@ -37,20 +37,8 @@ model = dict(
             checkpoint='checkpoints/swin_base_patch4_window12_384_22k.pth')),
     text_encoder=dict(
         type='BertLanguageEncoder',
-        # bert-base-uncased (written out so that building needs no network)
-        bert_cfg=dict(
-            vocab_size=30522,
-            hidden_size=768,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            intermediate_size=3072,
-            hidden_act='gelu',
-            hidden_dropout_prob=0.1,
-            attention_probs_dropout_prob=0.1,
-            max_position_embeddings=512,
-            type_vocab_size=2,
-            layer_norm_eps=1e-12,
-            pad_token_id=0),
+        # bert_cfg: the encoder's default, bert-base-uncased
+        # (BERT_BASE_UNCASED in bert_encoder.py; building needs no network)
         stage_ends=(3, 6, 9, 12),
         vision_channels=(128, 256, 512, 1024),
         fusion_heads=(1, 1, 1, 1),
