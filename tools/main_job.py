@@ -37,6 +37,8 @@ from projects.magnet.utils import (  # noqa: E402
     check_config_values, check_output_dir, load_config, save_image,
     save_json)
 from projects.magnet.utils.cli import check_minimum  # noqa: E402
+from projects.magnet.utils.config_check import (  # noqa: E402
+    check_option_shapes)
 
 DEFAULT_CONFIG = osp.join(
     ROOT, 'configs', 'magnet',
@@ -91,8 +93,10 @@ def merged_config(args, overrides):
         parser = argparse.ArgumentParser(prog='main_job.py')
         parser.add_argument('--cfg-options', nargs='+',
                             action=CfgOptionsAction)
-        cfg.merge_from_dict(
-            parser.parse_args(['--cfg-options'] + overrides).cfg_options)
+        options = parser.parse_args(['--cfg-options'] +
+                                    overrides).cfg_options
+        check_option_shapes(cfg, options, args.config)
+        cfg.merge_from_dict(options)
     return cfg
 
 

@@ -42,6 +42,8 @@ from projects.magnet.utils import (  # noqa: E402
     JSON_EXTENSIONS, CfgOptionsAction, InvalidInputError, check_config_keys,
     check_config_values, check_output_file, load_config, run_cli, save_json)
 from projects.magnet.utils.cli import check_minimum  # noqa: E402
+from projects.magnet.utils.config_check import (  # noqa: E402
+    check_option_shapes)
 from projects.magnet.utils.output_files import (  # noqa: E402
     check_input_file)
 
@@ -227,6 +229,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     install_checkpoint_loader()
     cfg = load_config(args.config)
     if args.cfg_options:
+        check_option_shapes(cfg, args.cfg_options, args.config)
         cfg.merge_from_dict(args.cfg_options)
     check_config_keys(cfg.keys(), args.config)
     check_config_values(cfg, args.config, args.cfg_options)

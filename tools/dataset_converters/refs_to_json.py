@@ -36,9 +36,10 @@ if ROOT not in sys.path:
 
 from projects.magnet.utils import (  # noqa: E402
     JSON_EXTENSIONS, check_output_file, run_cli)
-from projects.magnet.utils.errors import (InputFileError,  # noqa: E402
-                                          InvalidInputError,
-                                          OutputPathError, UserError)
+from projects.magnet.utils.output_files import (  # noqa: E402
+    check_input_file)
+from projects.magnet.utils.errors import (  # noqa: E402
+    InvalidInputError, OutputPathError, UserError)
 
 #: How deep the refs data may nest (a REFER ref nests 4 levels).
 _MAX_DEPTH = 32
@@ -117,8 +118,7 @@ def convert(src: str, dst: Optional[str] = None,
     if src.endswith('.json'):
         raise InvalidInputError(
             f'{src} is already JSON (give the refs pickle)')
-    if not osp.isfile(src):
-        raise InputFileError(f'refs pickle not found: {src}')
+    check_input_file(src, 'refs pickle')  # missing, a folder, empty
     dst = dst or default_output(src)
     # a folder, under a file, not .json, unwritable (/proc...), the input
     check_output_file(dst, JSON_EXTENSIONS, inputs=[src], what='--out')

@@ -26,7 +26,8 @@ from .errors import InputFileNotFoundError, InvalidInputError, UserError
 __all__ = [
     'RUNNER_KEYS', 'COMMON_HELPERS', 'check_config_keys',
     'MisspeltConfigKeyError', 'ConfigFileError', 'load_config',
-    'VALUE_TYPES', 'ConfigValueError', 'check_config_values'
+    'VALUE_TYPES', 'ConfigValueError', 'check_config_values',
+    'check_option_shapes'
 ]
 
 #: Top-level keys mmengine's Runner (``from_cfg`` and the runner's build
@@ -261,3 +262,42 @@ def check_config_values(cfg, source: str = 'config',
             f'{source}: wrong value type: ' + '; '.join(problems) +
             (' (a quoted number is a string: write 8, not \'8\')'
              if any(' is a str;' in p for p in problems) else ''))
+
+
+def _at(node: Any, parts: List[str]) -> Any:
+    """The value at a dotted ``--cfg-options`` key (list indices allowed),
+    or None where the key is new."""
+    for part in parts:
+        if isinstance(node, (list, tuple)) and part.isdigit() \
+                and int(part) < len(node):
+            node = node[int(part)]
+        elif hasattr(node, 'get') and part in node:
+            node = node.get(part)
+        else:
+            return None
+    return node
+
+
+def check_option_shapes(cfg, cfg_options: Optional[dict],
+                        source: str = 'config') -> None:
+    """Refuse a ``--cfg-options`` item that replaces a dict of ``cfg``
+    (a component such as ``model.backbone``, or a group of settings) by a
+    list or a plain value: the Runner fails on it while building, with
+    ``cfg should be a dict ... but got <class 'int'>`` and no key. Call it
+    **before** merging the options.
+
+    Raises:
+        ConfigValueError: naming every such key, its value and the fix.
+    """
+    problems = []
+    for key, value in (cfg_options or {}).items():
+        old = _at(cfg, key.split('.'))
+        if hasattr(old, 'keys') and not hasattr(value, 'keys'):
+            problems.append(
+                f'{key}={value!r} replaces a dict (fields '
+                f'{", ".join(sorted(map(str, old.keys()))[:4])}...) by a '
+                f'{type(value).__name__}; set one of its fields instead '
+                f'({key}.<field>=value)')
+    if problems:
+        raise ConfigValueError(f'{source}: --cfg-options: ' +
+                               '; '.join(problems))
