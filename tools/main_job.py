@@ -109,7 +109,7 @@ def check_inputs(args, overrides, data_root):
     check_config_values(cfg, args.config, dict(
         o.split('=', 1) for o in overrides))
     check_output_dir(args.work_dir, inputs=[args.config], what='--work-dir')
-    check_output_dir(data_root, what='--data-root')
+    check_output_dir(data_root, what='--data-root', create=False)
 
 
 def run(cmd):

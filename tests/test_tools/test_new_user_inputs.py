@@ -502,3 +502,26 @@ def test_cfg_options_keep_dicts_and_new_keys():
                               'new_key.sub': [1]})
     with pytest.raises(ConfigValueError, match=r'param_scheduler\.0=3'):
         check_option_shapes(cfg, {'param_scheduler.0': 3})
+
+
+def test_refs_to_json_interrupted_mid_write(tmp_path, monkeypatch):
+    """Ctrl-C while the JSON is written: no partial file, no temporary
+    file left, an existing output (``--force``) untouched."""
+    tool = load_tool('tools/dataset_converters/refs_to_json.py')
+    dst = tmp_path / 'refs.json'
+    dst.write_text('old')
+    calls = []
+    dumps = json.dumps
+
+    def interrupted(obj, **kwargs):  # the second ref: after a write
+        calls.append(obj)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return dumps(obj, **kwargs)
+
+    monkeypatch.setattr(tool.json, 'dumps', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tool.write_refs_json([{'ref_id': 1}, {'ref_id': 2}], str(dst))
+    assert len(calls) == 2  # one ref was written before the interrupt
+    assert dst.read_text() == 'old'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['refs.json']
