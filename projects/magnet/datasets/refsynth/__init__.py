@@ -35,14 +35,26 @@ halves of the test images (no semantic difference, unlike RefCOCO's
 people/objects). Generation is deterministic for a given seed (each image has
 its own RNG stream ``default_rng([seed, image_index])``).
 
+GRES variant (:func:`generate_gres_dataset`, gRefCOCO format): refs name
+a set of objects, one, several or none (``ann_id == [-1]``); sentences
+are verified the same way with set semantics (:mod:`.gres`: plurals,
+"all", count words that must match exactly, absent attributes and
+relations). Files ``<out>/<name>/grefs(<split_by>).json`` and ``.p``.
+
 Modules: :mod:`.grammar` (vocabulary, program <-> text), :mod:`.resolve`
 (what an expression denotes in a scene), :mod:`.scene` (objects and their
 masks), :mod:`.render` (painting and COCO annotations), :mod:`.writer`
-(the REFER files). A developer tool beside the runtime package: the project
-reads the files it writes with the same ``RefCOCODataset`` as RefCOCO.
+(the REFER files), :mod:`.gres` / :mod:`.gres_writer` (the
+gRefCOCO variant). A developer tool beside the runtime package: the project
+reads the REFER files it writes with the same ``RefCOCODataset`` as
+RefCOCO, and the gRefCOCO files as gRefCOCO.
 """
 from .grammar import (COLOURS, KIND_NAMES, SHAPES, parse_expression,
                       render_expression)
+from .gres import (TARGET_KINDS, expression_kind, image_gres_refs,
+                   parse_gres, render_gres, resolve_gres, set_programs)
+from .gres_writer import (DEFAULT_TARGET_MIX, check_target_mix,
+                          generate_gres_dataset)
 from .render import annotate, paint
 from .resolve import candidate_programs, is_unique, resolve_expression
 from .scene import SceneObject, generate_scene
@@ -53,5 +65,8 @@ __all__ = [
     'SHAPES', 'COLOURS', 'KIND_NAMES', 'SceneObject', 'parse_expression',
     'render_expression', 'resolve_expression', 'candidate_programs',
     'is_unique', 'generate_scene', 'annotate', 'paint', 'image_refs',
-    'generate_refer_dataset', 'generator_settings', 'GENERATOR_FILE'
+    'generate_refer_dataset', 'generator_settings', 'GENERATOR_FILE',
+    'TARGET_KINDS', 'parse_gres', 'render_gres', 'resolve_gres',
+    'expression_kind', 'set_programs', 'image_gres_refs',
+    'generate_gres_dataset', 'check_target_mix', 'DEFAULT_TARGET_MIX'
 ]

@@ -150,6 +150,101 @@ def check_generator_arguments(num_images: Dict[str, int], img_size: int,
             f'{sorted(KIND_NAMES.values())}')
 
 
+def _progress(iterator, progress: bool):
+    if progress:
+        from tqdm import tqdm
+        return tqdm(iterator, desc='generating', unit='img')
+    return iterator
+
+
+def prepare_output(out_dir: str, dataset_name: str) -> Tuple[str, str]:
+    """Check (and create) the output folders before any scene is drawn.
+
+    Returns:
+        tuple[str, str]: the image folder and the annotation folder.
+    """
+    # refuse an output root that is a file, under a file or not writable
+    # before any scene is drawn
+    check_output_dir(out_dir, what='dataset output folder')
+    img_dir = osp.join(out_dir, 'images', 'mscoco', 'images', 'train2014')
+    ann_dir = osp.join(out_dir, dataset_name)
+    check_output_dir(img_dir, what='dataset image folder')
+    check_output_dir(ann_dir, what='dataset annotation folder')
+    return img_dir, ann_dir
+
+
+def split_names(num_train: int, num_val: int, num_test: int) -> List[str]:
+    """The split of each image index (test halved into testA / testB)."""
+    n_test_a = num_test // 2
+    return (['train'] * num_train + ['val'] * num_val + ['testA'] * n_test_a
+            + ['testB'] * (num_test - n_test_a))
+
+
+def add_image(rng: np.random.Generator, index: int, img_dir: str,
+              images: List[dict], annotations: List[dict], img_size: int,
+              image_format: str, textured_prob: float,
+              scene_kw: dict) -> Tuple[List[SceneObject], List[int], str]:
+    """Draw, paint and save image ``index`` and append its COCO image and
+    annotation entries (annotation ids continue ``annotations``).
+
+    Returns:
+        tuple: the scene objects, their annotation ids (in object order)
+        and the image file stem.
+    """
+    objects, masks = generate_scene(rng, img_size, **scene_kw)
+    textured = bool(rng.random() < textured_prob)
+    pixels = paint(objects, masks, rng, img_size, textured)
+    image_id = index + 1
+    stem = f'SYN_train2014_{image_id:012d}'
+    file_name = f'{stem}.{image_format}'
+    # 4:4:4 chroma: small shapes keep their colour up to the edges
+    save_kw = dict(quality=95, subsampling=0) \
+        if image_format == 'jpg' else {}
+    Image.fromarray(pixels).save(osp.join(img_dir, file_name), **save_kw)
+    images.append(
+        dict(id=image_id, file_name=file_name, height=img_size,
+             width=img_size))
+    obj_ann_ids = []
+    for obj, ann in zip(objects, annotate(objects, masks, rng)):
+        ann_id = len(annotations) + 1
+        obj_ann_ids.append(ann_id)
+        ann.pop('visible')
+        annotations.append(
+            dict(
+                id=ann_id,
+                image_id=image_id,
+                category_id=SHAPES.index(obj.shape) + 1,
+                **ann))
+    return objects, obj_ann_ids, stem
+
+
+def write_annotation_files(ann_dir: str, refs_files: Dict[str, list],
+                           images: List[dict], annotations: List[dict],
+                           settings: dict) -> None:
+    """Write the refs files (``{name: refs}``; ``.p``: pickle, else JSON),
+    ``instances.json`` and :data:`GENERATOR_FILE`, each atomically: an
+    interrupted run never leaves a half-written annotation file that a
+    later run would take for a dataset."""
+    categories = [
+        dict(id=i + 1, name=s, supercategory='shape')
+        for i, s in enumerate(SHAPES)
+    ]
+    for name, refs in refs_files.items():
+        if name.endswith('.p'):
+            with atomic_write(osp.join(ann_dir, name)) as f:
+                pickle.dump(refs, f, protocol=2)  # REFER files: protocol 2
+        else:
+            with atomic_write(osp.join(ann_dir, name), 'w') as f:
+                json.dump(refs, f)
+    with atomic_write(osp.join(ann_dir, 'instances.json'), 'w') as f:
+        json.dump(
+            dict(
+                images=images, annotations=annotations,
+                categories=categories), f)
+    with atomic_write(osp.join(ann_dir, GENERATOR_FILE), 'w') as f:
+        json.dump(settings, f, indent=1, sort_keys=True)
+
+
 def generate_refer_dataset(out_dir: str,
                            num_train_images: int = 2000,
                            num_val_images: int = 200,
@@ -222,61 +317,24 @@ def generate_refer_dataset(out_dir: str,
         max_sentences_per_ref=max_sentences_per_ref, min_objects=min_objects,
         max_objects=max_objects, num_shapes=num_shapes,
         num_colours=num_colours, train_kind_weights=train_kind_weights)
-    # refuse an output root that is a file, under a file or not writable
-    # before any scene is drawn
-    check_output_dir(out_dir, what='dataset output folder')
-    img_dir = osp.join(out_dir, 'images', 'mscoco', 'images', 'train2014')
-    ann_dir = osp.join(out_dir, dataset_name)
-    check_output_dir(img_dir, what='dataset image folder')
-    check_output_dir(ann_dir, what='dataset annotation folder')
-    n_test_a = num_test_images // 2
-    splits = (['train'] * num_train_images + ['val'] * num_val_images +
-              ['testA'] * n_test_a + ['testB'] *
-              (num_test_images - n_test_a))
-    categories = [
-        dict(id=i + 1, name=s, supercategory='shape')
-        for i, s in enumerate(SHAPES)
-    ]
-    images, annotations, refs = [], [], []
-    ann_id = sent_id = ref_id = 0
+    img_dir, ann_dir = prepare_output(out_dir, dataset_name)
+    splits = split_names(num_train_images, num_val_images, num_test_images)
+    images: List[dict] = []
+    annotations: List[dict] = []
+    refs = []
+    sent_id = ref_id = 0
     summary: Dict[str, Dict[str, int]] = {}
-    iterator = range(len(splits))
-    if progress:
-        from tqdm import tqdm
-        iterator = tqdm(iterator, desc='generating', unit='img')
-    for index in iterator:
+    for index in _progress(range(len(splits)), progress):
         split = splits[index]
         rng = np.random.default_rng([seed, index])
-        objects, masks = generate_scene(
-            rng, img_size, min_objects=min_objects, max_objects=max_objects,
-            occlusion_prob=occlusion_prob, num_shapes=tuple(num_shapes),
-            num_colours=tuple(num_colours))
-        textured = bool(rng.random() < textured_prob)
-        pixels = paint(objects, masks, rng, img_size, textured)
-        image_id = index + 1
-        stem = f'SYN_train2014_{image_id:012d}'
-        file_name = f'{stem}.{image_format}'
-        # 4:4:4 chroma: small shapes keep their colour up to the edges
-        save_kw = dict(quality=95, subsampling=0) \
-            if image_format == 'jpg' else {}
-        Image.fromarray(pixels).save(osp.join(img_dir, file_name), **save_kw)
-        images.append(
-            dict(
-                id=image_id,
-                file_name=file_name,
-                height=img_size,
-                width=img_size))
-        obj_ann_ids = []
-        for obj, ann in zip(objects, annotate(objects, masks, rng)):
-            ann_id += 1
-            obj_ann_ids.append(ann_id)
-            ann.pop('visible')
-            annotations.append(
-                dict(
-                    id=ann_id,
-                    image_id=image_id,
-                    category_id=SHAPES.index(obj.shape) + 1,
-                    **ann))
+        objects, obj_ann_ids, stem = add_image(
+            rng, index, img_dir, images, annotations, img_size=img_size,
+            image_format=image_format, textured_prob=textured_prob,
+            scene_kw=dict(min_objects=min_objects, max_objects=max_objects,
+                          occlusion_prob=occlusion_prob,
+                          num_shapes=tuple(num_shapes),
+                          num_colours=tuple(num_colours)))
+        image_id = images[-1]['id']
         stats = summary.setdefault(split,
                                    dict(images=0, refs=0, sentences=0))
         stats['images'] += 1
@@ -307,17 +365,8 @@ def generate_refer_dataset(out_dir: str,
                     file_name=f'{stem}_{obj_ann_ids[target]}.{image_format}'))
             stats['refs'] += 1
             stats['sentences'] += len(sentences)
-    # atomic: an interrupted run never leaves a half-written annotation
-    # file that a later run would take for a dataset
-    with atomic_write(osp.join(ann_dir, f'refs({split_by}).p')) as f:
-        pickle.dump(refs, f, protocol=2)  # REFER files are protocol-2
-    with atomic_write(osp.join(ann_dir, 'instances.json'), 'w') as f:
-        json.dump(
-            dict(
-                images=images, annotations=annotations,
-                categories=categories), f)
-    with atomic_write(osp.join(ann_dir, GENERATOR_FILE), 'w') as f:
-        json.dump(settings, f, indent=1, sort_keys=True)
+    write_annotation_files(ann_dir, {f'refs({split_by}).p': refs}, images,
+                           annotations, settings)
     return dict(
         out_dir=out_dir,
         dataset=dataset_name,
