@@ -1,4 +1,5 @@
 """REFER-format datasets and transforms (registered in mmseg)."""
+from .grefcoco import GRefCOCODataset
 from .json_stream import JsonStreamError
 from .refcoco import (RefCOCODataset, ReferFormatError, load_refs_file,
                       select_refer_split)
@@ -7,7 +8,8 @@ from .refer_pickle import UnsafeReferPickleError, load_refer_pickle
 from .transforms import *  # noqa: F401,F403
 
 __all__ = [
-    'RefCOCODataset', 'ReferCategorySegDataset', 'ReferFormatError',
+    'GRefCOCODataset', 'RefCOCODataset', 'ReferCategorySegDataset',
+    'ReferFormatError',
     'select_refer_split',
     'UnsafeReferPickleError', 'load_refer_pickle', 'load_refs_file',
     'JsonStreamError'

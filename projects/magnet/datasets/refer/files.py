@@ -7,7 +7,7 @@ import logging
 import os
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from mmengine.fileio import join_path
 from mmengine.logging import print_log
@@ -36,27 +36,28 @@ class RefsFileNotFoundError(InputFileError, FileNotFoundError):
     """A refs or instances file is not where the dataset looks."""
 
 
-def refs_file_name(split_by: str, refs_format: str = 'pickle') -> str:
+def refs_file_name(split_by: str, refs_format: str = 'pickle',
+                   stem: str = 'refs') -> str:
     """``refs(<split_by>).p`` or, for ``refs_format='json'``, its JSON
     form ``refs(<split_by>).json`` (``tools/dataset_converters/
-    refs_to_json.py``)."""
-    return f'refs({split_by}).json' if refs_format == 'json' \
-        else f'refs({split_by}).p'
+    refs_to_json.py``); ``stem='grefs'`` names gRefCOCO's files."""
+    return f'{stem}({split_by}).json' if refs_format == 'json' \
+        else f'{stem}({split_by}).p'
 
 
 def default_refs_file(data_root: str, dataset: str, split_by: str,
-                      refs_format: str = 'auto') -> str:
+                      refs_format: str = 'auto', stem: str = 'refs') -> str:
     """``<dataset>/refs(<split_by>).json`` or ``<dataset>/refs(<split_by>).p``
     (relative to ``data_root``): for ``refs_format='auto'`` the JSON form when
     it exists, else the pickle."""
-    json_rel = osp.join(dataset, refs_file_name(split_by, 'json'))
+    json_rel = osp.join(dataset, refs_file_name(split_by, 'json', stem))
     if refs_format == 'json':
         return json_rel
     if refs_format == 'auto':
         found = join_path(data_root, json_rel) if data_root else json_rel
         if osp.isfile(found):
             return json_rel
-    return osp.join(dataset, refs_file_name(split_by, 'pickle'))
+    return osp.join(dataset, refs_file_name(split_by, 'pickle', stem))
 
 
 def folder_listing(folder: str) -> str:
@@ -73,12 +74,14 @@ def folder_listing(folder: str) -> str:
 
 def _missing_refs_message(path: str) -> str:
     folder = osp.dirname(path) or '.'
-    msg = (f'refs file not found: {path} (a REFER refs(<split_by>).p or its '
-           f'JSON form; {folder_listing(folder)}')
+    # gRefCOCO's grefs(<split_by>).json / REFER's refs(<split_by>).p
+    stem = 'grefs' if osp.basename(path).startswith('grefs(') else 'refs'
+    msg = (f'refs file not found: {path} (a REFER {stem}(<split_by>).p or '
+           f'its JSON form; {folder_listing(folder)}')
     if osp.isdir(folder):
         others = sorted(
-            f[len('refs('):f.index(')')] for f in os.listdir(folder)
-            if f.startswith('refs(') and ')' in f)
+            f[len(stem) + 1:f.index(')')] for f in os.listdir(folder)
+            if f.startswith(stem + '(') and ')' in f)
         if others:
             msg += ('; refs files exist for split_by '
                     f'{", ".join(dict.fromkeys(others))}: check split_by')
@@ -145,12 +148,15 @@ class Instances:
             where not kept).
         categories: the ``"categories"`` elements (None: no such key).
         keys: top-level keys that are arrays, or all keys when read.
+        crowd: ids of the kept annotations whose ``iscrowd`` is 1 (only
+            with ``read_instances(read_crowd=True)``).
     """
 
     images: Dict[int, Tuple[str, int, int]] = field(default_factory=dict)
     anns: Dict[int, Tuple[int, Any]] = field(default_factory=dict)
     categories: Optional[List[Any]] = None
     keys: List[str] = field(default_factory=list)
+    crowd: Set[int] = field(default_factory=set)
 
     def describe(self) -> str:
         cats = 'no' if self.categories is None else len(self.categories)
@@ -158,12 +164,25 @@ class Instances:
                 f'{cats} categories')
 
 
+def _is_crowd(item: dict, index: int, src: str, problems: Problems) -> bool:
+    """Whether a checked annotation is a crowd region (``iscrowd`` 0 / 1;
+    a missing one is 0); a problem for another value."""
+    value = item.get('iscrowd', 0)
+    if value in (0, 1) and not isinstance(value, (float, str)):
+        return bool(value)
+    problems.add(Problem(
+        src, f'"annotations"[{index}] (id={item["id"]})',
+        f'field "iscrowd" must be 0 or 1, got {repr(value)[:60]}',
+        'annotations have an "iscrowd" that is not 0 or 1', 'annotation'))
+    return False
+
+
 def read_instances(src: str, problems: Problems,
                    image_ids: Optional[set] = None,
                    ann_ids: Optional[set] = None,
                    keep_segmentation: Optional[set] = None,
-                   keys: Sequence[str] = INSTANCE_KEYS + ('categories', )
-                   ) -> Instances:
+                   keys: Sequence[str] = INSTANCE_KEYS + ('categories', ),
+                   read_crowd: bool = False) -> Instances:
     """Stream ``instances.json`` and check it with :mod:`.schema`.
 
     Args:
@@ -173,6 +192,9 @@ def read_instances(src: str, problems: Problems,
             segmentation is kept (None: those of ``ann_ids``).
         keys: top-level keys to stream (``categories`` elements are kept
             as they are).
+        read_crowd (bool): also check the kept annotations' ``iscrowd``
+            (0 or 1, absent: 0, as COCO writes it on every annotation) and
+            collect the crowd ones in ``Instances.crowd``.
 
     A missing ``"images"`` / ``"annotations"`` is a problem, a missing
     ``"categories"`` is left to the caller (``categories`` is None).
@@ -198,6 +220,8 @@ def read_instances(src: str, problems: Problems,
                 image_id, seg = found[1]
                 out.anns[found[0]] = (image_id, seg if keep is None
                                       or found[0] in keep else None)
+                if read_crowd and _is_crowd(item, index, src, problems):
+                    out.crowd.add(found[0])
         else:
             if out.categories is None:
                 out.categories = []

@@ -88,10 +88,12 @@ def examples(problems: List[str]) -> str:
 
 def load_split_refs(refs: list, src: str, split: str,
                     sentence_keys: Sequence[str] = (),
-                    who: str = 'RefCOCODataset') -> List[Dict[str, Any]]:
+                    who: str = 'RefCOCODataset',
+                    multi_target: bool = False) -> List[Dict[str, Any]]:
     """The checked refs of ``split`` (raise mode), without wordless
     sentences: those are skipped with one warning naming how many and a few
     ``ref_id`` / ``sent_id``; a ref left without a sentence is dropped.
+    ``multi_target``: gRefCOCO's rules (see :func:`.schema.check_ref`).
 
     Raises:
         ReferFormatError: the first broken rule (see :mod:`.schema`).
@@ -109,7 +111,7 @@ def load_split_refs(refs: list, src: str, split: str,
 
     for i, ref in enumerate(refs):
         found = check_ref(ref, i, src, problems, seen, select, sentence_keys,
-                          wordless)
+                          wordless, multi_target)
         if found is not None and found['sentences']:
             kept.append(found)
     if wordless:

@@ -8,7 +8,9 @@ Used by ``RefCOCODataset`` (raise mode: the first problem raises
   ``ann_id``, ``image_id`` (int, not bool), ``sentences`` (non-empty list of
   dicts with a str ``raw``), ``sent_ids`` (ints, as many as sentences); the
   listed ``sentence_keys`` of a sentence, when present, are str; ``ref_id``
-  is unique. One problem per ref (the first in that order).
+  is unique. One problem per ref (the first in that order). gRefCOCO
+  (``multi_target``): ``ann_id`` / ``category_id`` are lists of int,
+  ``ann_id`` is ``[-1]`` (no target) or distinct ids, ``sent_ids`` optional.
 * a sentence with no word (:func:`~projects.magnet.utils.expressions.
   wordless_reason`) is reported, never trained or scored: the dataset skips
   it with one warning per split, the checker lists it as a problem.
@@ -145,8 +147,8 @@ def check_ref(ref: Any, index: int, file: str, problems: Problems,
               seen: Dict[int, int],
               select: Optional[Callable[[str], bool]] = None,
               sentence_keys: Sequence[str] = (),
-              wordless: Optional[List[Wordless]] = None
-              ) -> Optional[Dict[str, Any]]:
+              wordless: Optional[List[Wordless]] = None,
+              multi_target: bool = False) -> Optional[Dict[str, Any]]:
     """Check one ref; the fields used downstream, or None.
 
     Args:
@@ -158,6 +160,10 @@ def check_ref(ref: Any, index: int, file: str, problems: Problems,
         sentence_keys: optional str fields of the sentences to keep.
         wordless (list, optional): sentences without a word are appended
             here and left out of the result.
+        multi_target (bool): the gRefCOCO rules (:func:`_id_list`):
+            ``ann_id`` and ``category_id`` are lists of int, ``ann_id`` is
+            ``[-1]`` (no target) or distinct ids; ``sent_ids`` may be left
+            out (the sentences' own int ``sent_id`` are used).
 
     Returns:
         dict | None: ``ref_id, ann_id, image_id, category_id, split,
@@ -183,22 +189,71 @@ def check_ref(ref: Any, index: int, file: str, problems: Problems,
             return None
         seen[ref_id] = index
         where = f'refs[{index}] (ref_id={ref_id})'
-        kept = dict(ref_id=ref_id, ann_id=_get(ref, 'ann_id', int, where),
-                    image_id=_get(ref, 'image_id', int, where),
-                    category_id=ref.get('category_id', -1), split=split)
+        if multi_target:
+            kept = dict(ref_id=ref_id, ann_id=_id_list(ref, 'ann_id', where),
+                        image_id=_get(ref, 'image_id', int, where),
+                        category_id=_id_list(ref, 'category_id', where),
+                        split=split)
+        else:
+            kept = dict(ref_id=ref_id,
+                        ann_id=_get(ref, 'ann_id', int, where),
+                        image_id=_get(ref, 'image_id', int, where),
+                        category_id=ref.get('category_id', -1), split=split)
         kept['sentences'] = _sentences(ref, where, kept, sentence_keys,
-                                       wordless)
+                                       wordless, multi_target)
     except _Bad as bad:
         problems.add(Problem(file, bad.where, bad.what, bad.group))
         return None
     return kept
 
 
+def _id_list(ref: dict, name: str, where: str) -> List[int]:
+    """gRefCOCO's list-typed ``ann_id`` / ``category_id`` of ``ref``.
+
+    Each is a list of int (not bool); ``ann_id`` is non-empty, has no id
+    twice and is either ``[-1]`` (an expression with no target) or ids of
+    annotations (``-1`` never next to other ids).
+    """
+    ids = _get(ref, name, list, where, f'lack a valid "{name}" (list of '
+               'int)')
+    for j, value in enumerate(ids):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _Bad(where, f'"{name}"[{j}] must be an int, got '
+                       f'{type(value).__name__} ({repr(value)[:60]})',
+                       f'have a "{name}" entry that is not an int')
+    if name != 'ann_id':
+        return ids
+    if not ids:
+        raise _Bad(where, '"ann_id" is empty; expected the referred '
+                   'annotation ids, or [-1] for an expression with no '
+                   'target', 'have an empty "ann_id"')
+    if -1 in ids and len(ids) > 1:
+        raise _Bad(where, f'"ann_id" {ids} mixes -1 (no target) with other '
+                   'ids; -1 may only appear alone, as [-1]',
+                   'mix -1 with annotation ids in "ann_id"')
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise _Bad(where, f'"ann_id" {ids} repeats the annotation id(s) '
+                   f'{repeated}; each referred annotation is listed once',
+                   'repeat an id in "ann_id"')
+    return ids
+
+
 def _sentences(ref: dict, where: str, kept: dict,
                sentence_keys: Sequence[str],
-               wordless: Optional[List[Wordless]]) -> List[dict]:
+               wordless: Optional[List[Wordless]],
+               own_ids: bool = False) -> List[dict]:
     sentences = _get(ref, 'sentences', list, where)
-    sent_ids = _get(ref, 'sent_ids', list, where)
+    if own_ids and 'sent_ids' not in ref:
+        # gRefCOCO: the sentences' own ids (REFER's sent_ids is optional)
+        sent_ids = [
+            _get(s, 'sent_id', int, f'{where}: sentences[{j}]',
+                 'have a sentence without an int "sent_id"')
+            if isinstance(s, dict) else None
+            for j, s in enumerate(sentences)
+        ]
+    else:
+        sent_ids = _get(ref, 'sent_ids', list, where)
     if len(sentences) != len(sent_ids):
         raise _Bad(where, f'"sentences" has {len(sentences)} entries but '
                    f'"sent_ids" has {len(sent_ids)}',
