@@ -13,6 +13,8 @@ An mmengine ``BaseInferencer``::
                         out_file='overlay.png')
     result.masks   # (2, H, W) bool, at the image's size
     result.probs   # (2, H, W) float32 probabilities
+    result.no_target  # (2,) bool, "refers to nothing" (None without
+                      # a no-target head, see RefSegResult)
 
 The pipeline (``_init_pipeline``) is the config's test pipeline with
 :class:`LoadInferenceImage` as loader (see :mod:`.pipeline`). Sizes and the
@@ -354,7 +356,9 @@ class MagNetInferencer(BaseInferencer):
     def visualize(self, inputs: List[dict], preds: List[RefSegResult],
                   out_file: Optional[str] = None, show: bool = False,
                   alpha: float = 0.5) -> Optional[List[np.ndarray]]:
-        """Draw each result's masks on its image with a legend.
+        """Draw each result's masks on its image with a legend (an
+        expression predicted to refer to nothing is listed as
+        ``<expression> (no target)``).
 
         The image is resized to the masks when they are not at its size
         (``output_size='input'``). Several results with one ``out_file``
@@ -375,7 +379,8 @@ class MagNetInferencer(BaseInferencer):
                 path = f'{root}_{i}{ext}'
             drawing = self.visualizer.draw_expression_masks(
                 result.image_at_mask_size(), result.masks,
-                result.expressions, alpha=alpha, show=show)
+                result.expressions, alpha=alpha, show=show,
+                no_target=result.no_target)
             if path is not None:
                 save_image(drawing, path)
             drawings.append(drawing)

@@ -51,6 +51,13 @@ class RefSegResult:
         img_path (str, optional): the image file, if a path was given.
         visualization (np.ndarray, optional): the drawing, (H, W, 3) uint8
             RGB, when one was asked for (``out_file`` / ``show``).
+        no_target (np.ndarray, optional): (N,) bool, True for an expression
+            the model says refers to nothing (its mask is then empty; the
+            drawing's legend says "no target"). None for a model without
+            that decision (``MagNetHead(no_target=None)``, the default).
+        no_target_scores (np.ndarray, optional): (N,) float32, the model's
+            no-target probabilities (``pred_no_target`` = score >
+            ``test_cfg.no_target_threshold``); None as ``no_target``.
 
     ``(H, W)`` is the size the model's ``test_cfg.output_size`` gives: the
     original ``(H0, W0)`` with the inferencer's default
@@ -65,6 +72,8 @@ class RefSegResult:
     data_samples: List[SegDataSample] = field(repr=False)
     img_path: Optional[str] = None
     visualization: Optional[np.ndarray] = field(default=None, repr=False)
+    no_target: Optional[np.ndarray] = None
+    no_target_scores: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.expressions)
@@ -87,12 +96,22 @@ class RefSegResult:
         one image.
 
         Raises:
-            RuntimeError: the samples have different sizes.
+            RuntimeError: the samples have different sizes, or only some
+                have the no-target decision.
         """
         maps = [referent_maps(s) for s in samples]
         if len({m[0].shape for m in maps}) != 1:
             raise RuntimeError('the model returned masks of different '
                                f'sizes: {sorted({m[0].shape for m in maps})}')
+        decided = ['pred_no_target' in s for s in samples]
+        no_target = scores = None
+        if any(decided):
+            if not all(decided):
+                raise RuntimeError('the model gave pred_no_target for only '
+                                   'some of the samples')
+            no_target = np.array([bool(s.pred_no_target) for s in samples])
+            scores = np.array([float(s.get('no_target_score', np.nan))
+                               for s in samples], dtype=np.float32)
         return cls(
             expressions=list(expressions),
             masks=np.stack([m[1] for m in maps]),
@@ -100,4 +119,6 @@ class RefSegResult:
             threshold=float(threshold),
             image=image,
             data_samples=list(samples),
-            img_path=img_path)
+            img_path=img_path,
+            no_target=no_target,
+            no_target_scores=scores)

@@ -2,7 +2,7 @@
 expression of a sample, the expression colours."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import mmcv
@@ -13,7 +13,7 @@ from ..utils.errors import InvalidInputError
 
 __all__ = [
     'Color', 'EXPRESSION_COLORS', 'TEXT_KEYS', 'blend_mask', 'mask_outline',
-    'sample_iou', 'expression_of'
+    'sample_iou', 'expression_of', 'NO_TARGET_LABEL', 'expression_labels'
 ]
 
 Color = Tuple[int, int, int]
@@ -103,6 +103,30 @@ def sample_iou(pred: np.ndarray, gt: np.ndarray,
                                 f'{gt.shape} differ in size')
     inter, union = intersection_union(pred, gt, ignore_index)
     return inter / union if union else 0.0
+
+
+#: What a drawing says for an expression predicted to refer to nothing.
+NO_TARGET_LABEL = 'no target'
+
+
+def expression_labels(expressions: Sequence[str],
+                      no_target: Optional[Sequence[bool]] = None
+                      ) -> List[str]:
+    """The expressions as a legend writes them: ``'<text> (no target)'``
+    where ``no_target`` (the model's ``pred_no_target``) is True.
+
+    Raises:
+        InvalidInputError: ``no_target`` of another length.
+    """
+    expressions = list(expressions)
+    if no_target is None:
+        return expressions
+    flags = [bool(f) for f in np.asarray(no_target).reshape(-1)]
+    if len(flags) != len(expressions):
+        raise InvalidInputError(f'{len(flags)} no-target flags but '
+                                f'{len(expressions)} expressions')
+    return [f'{t} ({NO_TARGET_LABEL})' if f else t
+            for t, f in zip(expressions, flags)]
 
 
 def expression_of(metainfo: dict) -> str:

@@ -27,7 +27,8 @@ import numpy as np
 
 from ..utils.errors import InvalidInputError
 from .mask_drawing import (EXPRESSION_COLORS, Color, blend_mask,
-                           mask_outline, sample_iou, upscale_nearest)
+                           expression_labels, mask_outline, sample_iou,
+                           upscale_nearest)
 from .refseg_visualizer import RefSegLocalVisualizer
 
 __all__ = [
@@ -269,7 +270,8 @@ def legend_below(image: np.ndarray,
                  expressions: Sequence[str],
                  colors: Optional[Sequence[Color]] = None,
                  font_px: Optional[int] = None,
-                 min_width: int = 360) -> np.ndarray:
+                 min_width: int = 360,
+                 no_target: Optional[Sequence[bool]] = None) -> np.ndarray:
     """The image with a colour key on a strip below it.
 
     The image is copied unchanged to the top-left corner of a larger canvas;
@@ -287,6 +289,8 @@ def legend_below(image: np.ndarray,
         font_px (int, optional): text height in pixels (default: 12 to 20,
             growing with the width).
         min_width (int): smallest canvas width.
+        no_target: N bools (the model's ``pred_no_target``): those rows say
+            ``<expression> (no target)``. None: no such decision.
 
     Returns:
         np.ndarray: (H + legend, max(W, min_width), 3) uint8 RGB with
@@ -309,7 +313,7 @@ def legend_below(image: np.ndarray,
     sw = font_px  # swatch side
     text_x = 2 * pad + sw
     rows = [drawer._wrap(t, width - text_x - pad, font_px, max_lines=2)
-            for t in expressions]
+            for t in expression_labels(expressions, no_target)]
     legend_h = 2 * pad + sum(len(r) for r in rows) * line_h + \
         max(0, len(rows) - 1) * (line_h // 3)
     canvas = np.empty((h + legend_h, width, 3), dtype=np.uint8)

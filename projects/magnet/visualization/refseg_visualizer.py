@@ -13,9 +13,10 @@ from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
 from ..utils.errors import InvalidInputError
-from .mask_drawing import (EXPRESSION_COLORS, Color, blend_mask,
-                           expression_of, mask_outline, sample_iou,
-                           to_numpy_mask, upscale_nearest)
+from .mask_drawing import (EXPRESSION_COLORS, NO_TARGET_LABEL, Color,
+                           blend_mask, expression_labels, expression_of,
+                           mask_outline, sample_iou, to_numpy_mask,
+                           upscale_nearest)
 
 __all__ = [
     'RefSegLocalVisualizer', 'blend_mask', 'mask_outline', 'sample_iou',
@@ -140,6 +141,11 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
             np.ndarray: (header + s*H, n_panels * s*W, 3) uint8 RGB, where
             ``s`` is the enlargement factor of small panels. The prediction
             panel also outlines the ground truth.
+
+        Generalised RIS: a sample whose metainfo says ``no_target`` has its
+        panel named ``ground truth: no target``; one whose prediction says
+        ``pred_no_target`` has ``prediction: no target``; no IoU is printed
+        for either (an empty union has none).
         """
         gt = pred = None
         if 'gt_sem_seg' in data_sample:
@@ -156,8 +162,10 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         if gt is not None and gt.shape != (h, w):
             gt = mmcv.imresize(gt.astype(np.uint8), (w, h),
                                interpolation='nearest').astype(np.int64)
+        gt_none = bool(data_sample.metainfo.get('no_target', False))
+        pred_none = bool(data_sample.get('pred_no_target', False))
         iou = sample_iou(pred, gt) if pred is not None and gt is not None \
-            else None
+            and not (gt_none or pred_none) else None
 
         scale = max(1, math.ceil(self.min_panel_size / max(h, w)))
         image = upscale_nearest(image, scale)
@@ -166,7 +174,8 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
             g = upscale_nearest(gt == 1, scale)
             panel = blend_mask(image, g, self.gt_color, self.mask_alpha)
             panels.append(panel)
-            labels.append('ground truth')
+            labels.append('ground truth' + (f': {NO_TARGET_LABEL}'
+                                            if gt_none else ''))
         if draw_pred and pred is not None:
             p = upscale_nearest(pred == 1, scale)
             panel = blend_mask(image, p, self.pred_color, self.mask_alpha)
@@ -176,6 +185,8 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                 panel[edge] = self.gt_color
             panels.append(panel)
             label = 'prediction'
+            if pred_none:
+                label += f': {NO_TARGET_LABEL}'
             if iou is not None:
                 label += f'  IoU {iou * 100:.1f}%'
             labels.append(label)
@@ -201,7 +212,7 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         for i, label in enumerate(labels):
             texts.append(label)
             positions.append((i * pw + pad, label_y))
-            colors.append('#9be89b' if label == 'ground truth' else
+            colors.append('#9be89b' if label.startswith('ground truth') else
                           '#ff9c9c' if label.startswith('prediction') else
                           'white')
         return self._render_texts(canvas, texts, positions, font_px, colors)
@@ -250,7 +261,9 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
                               alpha: float = 0.5,
                               legend: bool = True,
                               out_file: Optional[str] = None,
-                              show: bool = False) -> np.ndarray:
+                              show: bool = False,
+                              no_target: Optional[Sequence[bool]] = None
+                              ) -> np.ndarray:
         """Each expression's mask in its own colour, with a legend.
 
         Masks are painted in order with :func:`blend_mask` (a later mask
@@ -267,6 +280,9 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
             legend (bool): draw the legend.
             out_file (str, optional): also write the drawing there.
             show (bool): also display it.
+            no_target: N bools, the model's ``pred_no_target``: the legend
+                says ``<expression> (no target)`` for those (their masks
+                are empty). None: a model without the decision.
 
         Returns:
             np.ndarray: (H, W, 3) uint8 RGB.
@@ -287,8 +303,9 @@ class RefSegLocalVisualizer(SegLocalVisualizer):
         canvas = np.ascontiguousarray(image[..., :3]).astype(np.uint8)
         for mask, color in zip(masks, colors):
             canvas = blend_mask(canvas, mask, color, alpha)
+        texts = expression_labels(expressions, no_target)
         if legend and len(expressions):
-            canvas = self._draw_legend(canvas, expressions, colors)
+            canvas = self._draw_legend(canvas, texts, colors)
         else:
             canvas = self._render_texts(canvas, [], [], 10)
         if out_file is not None:

@@ -1,5 +1,8 @@
 """MagNet decode head: Mask2Former pixel decoder + masked-attention decoder.
 
+Over 400 lines: one mmseg decode head whose losses and prediction belong
+together (the no-target rules are in :mod:`.no_target`).
+
 Inference follows the official evaluation path
 (``docs/official_checkpoints.md``): the mask logits of the last decoder
 layer are upsampled with bilinear ``align_corners=True`` interpolation;
@@ -11,10 +14,14 @@ Training losses (inferred, see ``docs/training.md``): Mask2Former-style
 deep supervision over every prediction (initial queries + every layer) with
 sigmoid BCE + dice on the matched query's mask and a class cross-entropy
 (referent = class 0, no-object = class ``num_classes``).
+
+``no_target`` (off by default) adds the generalised-RIS decision "this
+expression refers to nothing" on the same class branch (see
+:mod:`.no_target`).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +34,8 @@ from torch import Tensor
 
 from ..errors import ModelConfigError
 from ..utils.precision import float32_region
+from .no_target import (no_target_flags, no_target_score,
+                        parse_no_target_cfg, split_target_rows)
 
 __all__ = ['MagNetHead']
 
@@ -100,6 +109,17 @@ class MagNetHead(BaseModule):
             compute the dense losses there: the loss then sees the object
             boundaries inside each stride-4 cell (small images, small
             objects). Defaults to False.
+        no_target (dict, optional): Train and predict "refers to nothing"
+            (gRefCOCO) on the class branch, e.g. ``dict(loss_weight=1.0)``:
+            the queries of a sample with metainfo ``no_target=True`` are
+            labelled no-object in ``loss_cls`` with weight ``loss_weight``,
+            and its mask is left out of the mask losses (BCE, dice, every
+            decoder layer); ``acc_nt`` (logged only) is the last layer's
+            accuracy of the decision at probability 0.5. At inference
+            :meth:`predict_with_no_target` also gives each sample's
+            no-target probability (the segmentor thresholds it with
+            ``test_cfg.no_target_threshold``). Needs ``loss_cls``. None
+            (default): off, no-target metainfo is not read.
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -143,6 +163,7 @@ class MagNetHead(BaseModule):
                      oversample_ratio=3.0,
                      importance_sample_ratio=0.75),
                  dense_loss_at_gt_size: bool = False,
+                 no_target: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(init_cfg=init_cfg)
         # attributes read by mmseg's EncoderDecoder
@@ -181,6 +202,14 @@ class MagNetHead(BaseModule):
             raise ModelConfigError(
                 'loss_dice must apply a sigmoid to the mask '
                 'logits (use_sigmoid=True, activate=True)')
+        #: the checked ``no_target`` config, None when off
+        self.no_target = parse_no_target_cfg(no_target,
+                                             self.loss_cls is not None)
+
+    @property
+    def predicts_no_target(self) -> bool:
+        """Whether the head trains and predicts the no-target decision."""
+        return self.no_target is not None
 
     # ------------------------------------------------------------------
     # forward / inference
@@ -239,6 +268,21 @@ class MagNetHead(BaseModule):
             Tensor: ``(B, 1, H, W)`` mask logits (the segmentor applies the
             sigmoid and its ``test_cfg.threshold``).
         """
+        return self.predict_with_no_target(inputs, batch_img_metas,
+                                           test_cfg)[0]
+
+    def predict_with_no_target(self, inputs: Sequence[Tensor],
+                               batch_img_metas: List[dict],
+                               test_cfg: OptConfigType = None
+                               ) -> Tuple[Tensor, Tensor]:
+        """:meth:`predict` and each sample's no-target probability.
+
+        Returns:
+            tuple: mask logits ``(B, 1, H, W)`` as :meth:`predict`, and
+            ``(B, )`` float32 probabilities that the expression refers to
+            nothing (:func:`.no_target.no_target_score`; meaningful when
+            the head was trained with ``no_target``).
+        """
         outputs = self.forward(inputs)
         mask_logits = self._select_mask(outputs['pred_logits'],
                                         outputs['pred_masks'])
@@ -248,7 +292,8 @@ class MagNetHead(BaseModule):
             mask_logits,
             size=tuple(size[:2]),
             mode='bilinear',
-            align_corners=self.align_corners)
+            align_corners=self.align_corners), no_target_score(
+                outputs['pred_logits'])
 
     # ------------------------------------------------------------------
     # losses
@@ -267,7 +312,8 @@ class MagNetHead(BaseModule):
         Returns:
             dict[str, Tensor]: ``loss_cls``, ``loss_mask``, ``loss_dice`` of
             the last prediction and ``d{i}.loss_*`` of the earlier ones
-            (``d0`` = initial queries).
+            (``d0`` = initial queries); with ``no_target`` also ``acc_nt``
+            and metainfo ``no_target`` is read (see the class docstring).
         """
         outputs = self.forward(inputs)
         return self.loss_by_feat(outputs, batch_data_samples)
@@ -279,6 +325,9 @@ class MagNetHead(BaseModule):
             [ds.gt_sem_seg.data for ds in batch_data_samples]).long()
         if gt.dim() == 3:
             gt = gt[:, None]
+        no_target = (no_target_flags(batch_data_samples, gt,
+                                     self.ignore_index)
+                     if self.predicts_no_target else None)
         predictions = [*outputs['aux_outputs'],
                        dict(pred_logits=outputs['pred_logits'],
                             pred_masks=outputs['pred_masks'])]
@@ -286,9 +335,13 @@ class MagNetHead(BaseModule):
         last = len(predictions) - 1
         for i, pred in enumerate(predictions):
             single = self._loss_single(pred['pred_logits'],
-                                       pred['pred_masks'], gt)
+                                       pred['pred_masks'], gt, no_target)
             prefix = '' if i == last else f'd{i}.'
             losses.update({prefix + k: v for k, v in single.items()})
+        if no_target is not None:
+            with torch.no_grad():
+                said = no_target_score(outputs['pred_logits']) > 0.5
+                losses['acc_nt'] = (said == no_target).float().mean() * 100
         return losses
 
     def _match(self, cls_pred: Tensor, mask_pred: Tensor, target: Tensor,
@@ -317,13 +370,19 @@ class MagNetHead(BaseModule):
 
     @float32_region  # the losses stay fp32 under AMP
     def _loss_single(self, cls_pred: Tensor, mask_pred: Tensor,
-                     gt: Tensor) -> Dict[str, Tensor]:
+                     gt: Tensor,
+                     no_target: Optional[Tensor] = None
+                     ) -> Dict[str, Tensor]:
         """Losses of one prediction.
 
         Args:
             cls_pred (Tensor): ``(B, Q, num_classes + 1)``.
             mask_pred (Tensor): ``(B, Q, h, w)`` logits.
             gt (Tensor): ``(B, 1, H, W)`` int64 labels.
+            no_target (Tensor, optional): ``(B, )`` bool; its samples have
+                every query labelled no-object (weight
+                ``no_target['loss_weight']``) and no mask loss. A batch of
+                only such samples gives mask losses of 0 with a graph.
         """
         bs, num_queries, height, width = mask_pred.shape
         losses = {}
@@ -345,6 +404,9 @@ class MagNetHead(BaseModule):
             labels[torch.arange(bs), matched] = 0
             weights = torch.where(labels == self.num_classes,
                                   self.no_object_weight, 1.0).to(cls_pred)
+            if no_target is not None:
+                labels[no_target] = self.num_classes
+                weights[no_target] = self.no_target['loss_weight']
             losses['loss_cls'] = self.loss_cls(
                 cls_pred.float().flatten(0, 1),
                 labels.flatten(),
@@ -354,6 +416,18 @@ class MagNetHead(BaseModule):
         if self.loss_mask is None and self.loss_dice is None:
             return losses
         logits = mask_pred[torch.arange(bs), matched][:, None].float()
+        keep = None if no_target is None else ~no_target
+        if keep is not None and not bool(keep.any()):
+            # no referent in the batch: zero mask losses, still in the graph
+            zero = mask_pred.sum() * 0.0
+            if self.loss_mask is not None:
+                losses['loss_mask'] = zero
+            if self.loss_dice is not None:
+                losses['loss_dice'] = zero
+            return losses
+        logits, gt, gt_fg, gt_valid, fg_small, valid_small = \
+            split_target_rows(keep, (logits, gt, gt_fg, gt_valid, fg_small,
+                                     valid_small))
         if self.point_sample_cfg is not None:
             with torch.no_grad():
                 # labels are unused for a 1-channel prediction

@@ -18,7 +18,13 @@ neither) and temperature tau:
   exp(e_i . e_j / tau)) )``, averaged over anchors; images without F or G
   contribute nothing.
 
-Both are averaged over the images that have a term. At most
+Both are averaged over the images that have a term. A sample whose
+expression refers to nothing (generalised RIS, ``has_referent`` False) is
+left out of both terms: the loss aligns pixels with the description of a
+referent and there is none; its one-sided "no pixel is the sentence" term
+would be a second, unbalanced no-target classifier beside the decode head's
+(an image whose referent was merely cropped away keeps its background term
+as before). At most
 ``max_anchors`` foreground anchors and ``max_negatives`` background
 negatives are drawn at random per image (the pairwise term is
 ``O(|F| |G|)``).
@@ -99,17 +105,22 @@ class CrossModalAlignmentLoss(nn.Module):
 
     @float32_region  # contrastive logits and losses stay fp32 under AMP
     def forward(self, pixel_embeds: Tensor, text_embeds: Tensor,
-                gt: Tensor) -> Dict[str, Tensor]:
+                gt: Tensor,
+                has_referent: Optional[Tensor] = None
+                ) -> Dict[str, Tensor]:
         """Args:
             pixel_embeds (Tensor): (B, D, h, w) pixel embeddings.
             text_embeds (Tensor): (B, D) sentence embeddings.
             gt (Tensor): (B, 1, H, W) or (B, H, W) labels (0 background,
                 >0 referent, ``ignore_index`` ignored), resized here to
                 (h, w) with nearest interpolation.
+            has_referent (Tensor, optional): (B, ) bool, False for a
+                no-target sample (left out of both terms). None: every
+                sample has one.
 
         Returns:
             dict: ``<loss_name>_p2p`` and ``<loss_name>_p2t`` (weighted), the
-            enabled ones only.
+            enabled ones only; 0 with a graph when no sample has a term.
         """
         B, D, h, w = pixel_embeds.shape
         if gt.dim() == 3:
@@ -119,6 +130,13 @@ class CrossModalAlignmentLoss(nn.Module):
         valid = gt != self.ignore_index
         fg = (gt > 0) & valid
         bg = (gt == 0) & valid
+        if has_referent is not None:
+            if tuple(has_referent.shape) != (B, ):
+                raise ValueError(f'has_referent must have shape ({B}, ), '
+                                 f'got {tuple(has_referent.shape)}')
+            keep = has_referent.to(device=gt.device, dtype=torch.bool)
+            fg = fg & keep[:, None]
+            bg = bg & keep[:, None]
         pix = F.normalize(pixel_embeds.float().flatten(2), dim=1)  # B,D,hw
         txt = F.normalize(text_embeds.float(), dim=-1)
         scale = self.scale

@@ -21,6 +21,12 @@ The head does not know the segmentor. A segmentor that uses it:
 :class:`~projects.magnet.models.segmentors.MagNet` does this when its
 ``mask_grounding`` argument is set (also with the alignment module off, the
 LAVT-style baseline). Nothing of it runs at inference.
+
+A no-target expression (generalised RIS) keeps its Mask Grounding pass with
+an all-zero mask as the mask context: its words are still predictable from
+the sentence and the image, and the empty mask tells the predictor that
+nothing is referred to (with ``referent_conditioning`` the pooled referent
+is then zero). Nothing here depends on the mask being non-empty.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 from ..errors import ModelConfigError
 
 __all__ = [
-    'OUTPUT_SIZES', 'SENTENCE_POOLING', 'check_test_cfg',
+    'OUTPUT_SIZES', 'SENTENCE_POOLING', 'check_test_cfg', 'check_no_target',
     'check_sentence_pooling', 'check_stages', 'check_fusion_widths',
     'check_mask_grounding', 'check_alignment_loss'
 ]
@@ -31,20 +31,36 @@ SENTENCE_POOLING = ('mean', 'cls')
 
 
 def check_test_cfg(test_cfg: dict) -> None:
-    """``test_cfg.output_size`` in :data:`OUTPUT_SIZES`, ``threshold`` a
-    number in [0, 1]."""
+    """``test_cfg.output_size`` in :data:`OUTPUT_SIZES`, ``threshold`` (and
+    ``no_target_threshold`` when given) a number in [0, 1]."""
     if test_cfg['output_size'] not in OUTPUT_SIZES:
         raise ModelConfigError(
             f'test_cfg.output_size must be one of {OUTPUT_SIZES}, got '
             f'{test_cfg["output_size"]!r}')
-    threshold = test_cfg['threshold']
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        value = float('nan')
-    if isinstance(threshold, bool) or not 0.0 <= value <= 1.0:
-        raise ModelConfigError(f'test_cfg.threshold must be a number in '
-                               f'[0, 1], got {threshold!r}')
+    for key in ('threshold', 'no_target_threshold'):
+        if key not in test_cfg:
+            continue
+        threshold = test_cfg[key]
+        try:
+            value = float(threshold)
+        except (TypeError, ValueError):
+            value = float('nan')
+        if isinstance(threshold, bool) or not 0.0 <= value <= 1.0:
+            raise ModelConfigError(f'test_cfg.{key} must be a number in '
+                                   f'[0, 1], got {threshold!r}')
+
+
+def check_no_target(test_cfg: dict, decode_head: nn.Module) -> None:
+    """``test_cfg.no_target_threshold`` only with a head that predicts
+    no-target (``MagNetHead(no_target=...)``), where it would otherwise do
+    nothing."""
+    if 'no_target_threshold' in test_cfg and not getattr(
+            decode_head, 'predicts_no_target', False):
+        raise ModelConfigError(
+            f'test_cfg.no_target_threshold is set but the decode head '
+            f'({type(decode_head).__name__}) predicts no no-target '
+            'decision: set decode_head.no_target (MagNetHead) or remove '
+            'the threshold')
 
 
 def check_sentence_pooling(sentence_pooling: str) -> None:

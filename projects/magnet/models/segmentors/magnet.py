@@ -21,12 +21,15 @@ from mmseg.structures import SegDataSample
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList, add_prefix)
 
+from ..decode_heads.no_target import no_target_flags
 from ..errors import MissingSampleKeyError, ModelConfigError
 from ..utils.inert import collect_inert_parameters, param_names
 from .config_checks import (OUTPUT_SIZES, SENTENCE_POOLING,
                             check_alignment_loss, check_fusion_widths,
-                            check_mask_grounding, check_sentence_pooling,
-                            check_stages, check_test_cfg)
+                            check_mask_grounding, check_no_target,
+                            check_sentence_pooling, check_stages,
+                            check_test_cfg)
+from .no_target import apply_no_target, check_whole_mode
 from .training_modules import tolerate_training_modules
 
 Tensor = torch.Tensor
@@ -96,6 +99,17 @@ class MagNet(EncoderDecoder):
             (default 0.5): the probability above which a pixel of a
             1-channel output is the referent. The one place that decides
             both (``predict``, the API and the visualiser read them here).
+            ``no_target_threshold`` (default 0.5; only with a head that
+            predicts no-target, ``MagNetHead(no_target=...)``): the
+            no-target probability above which a sample is predicted to
+            refer to nothing, see :meth:`predict`.
+
+    No-target training (generalised RIS, with ``decode_head.no_target``):
+    the head trains the decision and leaves no-target masks out of its mask
+    losses; the alignment loss leaves no-target samples out of both terms
+    (it aligns pixels with the description of a referent, and there is
+    none); Mask Grounding keeps them, with their empty mask as the mask
+    context (see ``docs/training.md``, "No-target expressions").
     """
 
     def __init__(self,
@@ -131,6 +145,9 @@ class MagNet(EncoderDecoder):
             pretrained=pretrained,
             init_cfg=init_cfg)
         self.text_encoder = MODELS.build(text_encoder)
+        check_no_target(self.test_cfg, self.decode_head)
+        if self.predicts_no_target:
+            check_whole_mode(self.test_cfg)
         check_stages(self.backbone, self.text_encoder)
         check_fusion_widths(self.backbone, self.text_encoder)
         self.lang_proj = (
@@ -296,7 +313,8 @@ class MagNet(EncoderDecoder):
                 self.alignment_loss(outputs['mask_features'],
                                     self.sentence_embedding(
                                         enc['words'], mask),
-                                    self._gt_labels(data_samples)))
+                                    self._gt_labels(data_samples),
+                                    self._target_samples(data_samples)))
         else:
             losses.update(
                 self._decode_head_forward_train(feats, data_samples))
@@ -320,6 +338,19 @@ class MagNet(EncoderDecoder):
             weights = attention_mask.to(words.dtype)[..., None]
             pooled = (words * weights).sum(1) / weights.sum(1).clamp(min=1)
         return self.lang_proj(pooled)
+
+    @property
+    def predicts_no_target(self) -> bool:
+        """Whether the decode head decides "refers to nothing"."""
+        return getattr(self.decode_head, 'predicts_no_target', False)
+
+    def _target_samples(self, data_samples: SampleList) -> Optional[Tensor]:
+        """(B, ) bool, False for a no-target sample, when the head trains
+        no-target (None otherwise: every sample has a referent)."""
+        if not self.predicts_no_target:
+            return None
+        return ~no_target_flags(data_samples, self._gt_labels(data_samples),
+                                self.decode_head.ignore_index)
 
     def _gt_labels(self, data_samples: SampleList) -> Tensor:
         """(B, 1, H, W) int64 ground truth of the batch."""
@@ -372,6 +403,29 @@ class MagNet(EncoderDecoder):
                              'input_ids/attention_mask')
         feats = self.extract_feat(inputs, [s.metainfo for s in data_samples])
         return self.decode_head.forward(feats)
+
+    def predict(self, inputs: Tensor,
+                data_samples: OptSampleList = None) -> SampleList:
+        """mmseg's ``predict``; with a no-target head each sample also gets
+        ``pred_no_target`` (bool: ``no_target_score >
+        test_cfg.no_target_threshold``), ``no_target_score`` (float, the
+        head's no-target probability) and, when ``pred_no_target``, an
+        all-background ``pred_sem_seg`` (``seg_logits`` keeps the mask
+        probabilities, for analysis)."""
+        if not self.predicts_no_target:
+            return super().predict(inputs, data_samples)
+        check_whole_mode(self.test_cfg)
+        if data_samples is None:
+            raise ValueError('MagNet.predict needs data samples carrying '
+                             'input_ids/attention_mask')
+        metas = [s.metainfo for s in data_samples]
+        feats = self.extract_feat(inputs, metas)
+        logits, scores = self.decode_head.predict_with_no_target(
+            feats, metas, self.test_cfg)
+        samples = self.postprocess_result(logits, data_samples)
+        return apply_no_target(
+            samples, scores,
+            float(self.test_cfg.get('no_target_threshold', 0.5)))
 
     def postprocess_result(self, seg_logits: Tensor,
                            data_samples: OptSampleList = None) -> SampleList:
