@@ -10,6 +10,7 @@ from mmengine.dataset import Compose
 from mmengine.logging import MMLogger
 from mmseg.registry import DATASETS, TRANSFORMS
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from projects.magnet.datasets import GRefCOCODataset, ReferFormatError
 from projects.magnet.datasets.transforms import (LoadGRefMask,
@@ -222,8 +223,9 @@ def test_malformed_segmentation_names_the_ref_and_ann(tmp_path):
     anns[0]['segmentation'] = [[1, 2, 'x', 4, 5, 6]]
     write_gref(tmp_path, images=images, annotations=anns)
     item = _items(_dataset(tmp_path, split='train', test_mode=True))[0]
-    with pytest.raises(SegmentationError, match=r'ref_id=7.*ann_id=10.*'
-                       'polygon 0 must be a flat list'):
+    with pytest.raises(SegmentationError, match=r'ref_id=7 ann_id=10: '
+                       '"segmentation": cannot decode segmentation: polygon '
+                       '0 must be a flat list'):
         LoadGRefMask()(dict(item))
     with pytest.raises(UserError, match='lack.*segmentations'):
         LoadGRefMask()(dict(ref_id=1, height=H, width=W))
@@ -313,7 +315,8 @@ def test_unknown_and_misplaced_ann_ids_are_named(tmp_path):
         'in "annotations"' in msg
     assert 'ref_id=1: "image_id" 2 differs from the image_id of ' \
         'annotation(s) 10 (image_id 1)' in msg
-    assert msg.endswith('instances.json' + msg.split('instances.json')[-1])
+    assert msg.startswith(osp.join(str(tmp_path), 'grefcoco',
+                                   'grefs(unc).json'))
     # another split does not see them
     assert len(_dataset(tmp_path, split='train')) == 1
 
@@ -364,3 +367,25 @@ def test_single_object_refs_need_a_list(tmp_path):
     write_gref(tmp_path, refs=refs)
     with pytest.raises(ReferFormatError, match='"ann_id" must be list'):
         _dataset(tmp_path, split='val')
+
+
+def test_rle_objects_and_image_size(tmp_path):
+    _, anns = images_and_annotations()
+    crowd = anns[3]['segmentation']  # uncompressed RLE of rows 30-39
+    packed = mask_utils.frPyObjects(crowd, H, W)
+    packed = dict(size=packed['size'], counts=packed['counts'].decode())
+    poly = [box(2, 2, 20, 20)]
+    want = reference_union([10], anns) | mask_utils.decode(packed)
+    for rle in (crowd, packed, [packed]):  # RLE objects are OR-ed too
+        got = decode_gref_mask([poly, rle], H, W)
+        assert np.array_equal(got, want)
+    with pytest.raises(SegmentationError, match=r'ann_id=4: "segmentation":'
+                       '.*differs from the image size'):
+        decode_gref_mask([dict(packed, size=[H, W + 1])], H, W, 'x', [4])
+    item = dict(no_target=False, segmentations=[poly], seg_ann_ids=[10],
+                height=H, width=W, ref_id=1)
+    small = LoadGRefMask()(dict(item, img=np.zeros((H // 2, W // 2, 3)),
+                                ori_shape=(H, W)))['gt_seg_map']
+    assert small.shape == (H // 2, W // 2) and small[5, 5] == 1
+    with pytest.raises(SegmentationError, match='the loaded image is 41x60'):
+        LoadGRefMask()(dict(item, img=np.zeros((H + 1, W, 3))))

@@ -121,7 +121,7 @@ def _object_mask(seg: Any, height: int, width: int,
 def decode_gref_mask(segmentations: Sequence[Any],
                      height: int,
                      width: int,
-                     where: str = 'segmentations',
+                     where: str = 'gRefCOCO mask',
                      ann_ids: Optional[Sequence[int]] = None) -> np.ndarray:
     """The gRefCOCO ground truth of one expression (the official union
     rule): the OR of every polygon / RLE of every referred object.
@@ -160,7 +160,8 @@ def decode_gref_mask(segmentations: Sequence[Any],
         ann_ids = list(range(len(segmentations)))
     union = np.zeros((height, width), bool)
     for seg, ann_id in zip(segmentations, ann_ids):
-        union |= _object_mask(seg, height, width, f'{where} ann_id={ann_id}')
+        union |= _object_mask(seg, height, width,
+                              f'{where} ann_id={ann_id}: "segmentation"')
     return union.astype(np.uint8)
 
 
@@ -197,8 +198,7 @@ class LoadGRefMask(BaseTransform):
                 'RefCOCODataset)')
         height, width = int(results['height']), int(results['width'])
         where = (f'{results.get("img_path", "<image>")} image_id='
-                 f'{results.get("image_id")} ref_id={results.get("ref_id")}'
-                 ': "segmentation"')
+                 f'{results.get("image_id")} ref_id={results.get("ref_id")}')
         img = results.get('img')
         real = results.get('ori_shape') if img is not None else None
         real = tuple(real[:2]) if real is not None else (
