@@ -283,6 +283,10 @@ def test_target_mix(tmp_path):
                                   **TINY)
     with pytest.raises(ValueError):
         generate_gres_dataset(str(tmp_path / 'x'), img_size=8)
+    objects, _ = generate_scene(np.random.default_rng(0), 64)
+    with pytest.raises(UserError, match='positive sum'):
+        image_gres_refs(objects, 64, np.random.default_rng(0), 2, 2,
+                        {'multi': 0})
     assert not osp.exists(tmp_path / 'x')  # refused before writing
 
 

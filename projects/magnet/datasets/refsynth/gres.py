@@ -28,6 +28,7 @@ from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
+from ...utils.errors import InvalidInputError
 from .grammar import (COLOURS, GENERIC_NOUNS, KIND_NAMES, REL_WORDS,
                       SHAPES, SIZE_WORDS, Desc, _d, _desc_text,
                       parse_expression, render_expression)
@@ -299,6 +300,10 @@ def image_gres_refs(objects: Sequence[SceneObject], img_size: int,
         expression kind), ...])``; ``()`` for no-target refs.
     """
     weights = np.array([float(mix.get(k, 0.)) for k in TARGET_KINDS])
+    if not (weights >= 0).all() or weights.sum() <= 0:
+        raise InvalidInputError(
+            f'mix must give weights >= 0 with a positive sum to the kinds '
+            f'{list(TARGET_KINDS)}, got {mix!r}')
     multi, empty = set_programs(objects, img_size)
     singles = [int(i) for i in rng.permutation(len(objects))]
     used_sets: Set[Tuple[int, ...]] = set()
