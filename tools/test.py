@@ -14,8 +14,6 @@ from projects.magnet.compat.runner_setup import (  # noqa: E402
     add_runner_arguments, build_runner, runner_config)
 from projects.magnet.utils import (  # noqa: E402
     InvalidInputError, check_output_dir, run_cli)
-from projects.magnet.utils.config_check import (  # noqa: E402
-    check_option_shapes, load_config)
 from projects.magnet.utils.output_files import (  # noqa: E402
     check_input_file)
 
@@ -82,10 +80,6 @@ def main():
     check_torch_file(args.checkpoint)
     if args.show_dir is not None and not args.show_dir.strip():
         raise InvalidInputError('--show-dir: empty path; expected a folder')
-    if args.cfg_options:  # a dict replaced by a list / value: refused
-        # before the merge (runner_config merges, then checks)
-        check_option_shapes(load_config(args.config), args.cfg_options,
-                            args.config)
     cfg = runner_config(args)  # checked: keys, value types, work_dir
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir is not None:

@@ -21,9 +21,7 @@ from mmengine.config import Config  # noqa: E402
 from projects.magnet.compat.runner_setup import (  # noqa: E402
     add_runner_arguments, build_runner, runner_config)
 from projects.magnet.utils import (  # noqa: E402
-    InvalidInputError, load_config, run_cli)
-from projects.magnet.utils.config_check import (  # noqa: E402
-    check_option_shapes)
+    InvalidInputError, run_cli)
 
 
 def parse_args():
@@ -85,10 +83,6 @@ def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
 
 def main():
     args = parse_args()
-    if args.cfg_options:  # a dict replaced by a list / value: refused
-        # before the merge (runner_config merges, then checks)
-        check_option_shapes(load_config(args.config), args.cfg_options,
-                            args.config)
     cfg = runner_config(args)  # checked: keys, value types, work_dir
     if args.amp:
         enable_amp(cfg, args.amp_dtype)

@@ -21,7 +21,7 @@ from typing import Iterator, Optional
 
 from ..utils.cli import CfgOptionsAction
 from ..utils.config_check import (check_config_keys, check_config_values,
-                                  load_config)
+                                  check_option_shapes, load_config)
 from ..utils.errors import UserError
 from ..utils.output_files import check_output_dir
 from .checkpoint import install_checkpoint_loader, trust_directory
@@ -66,6 +66,8 @@ def runner_config(args: argparse.Namespace):
     cfg = load_config(args.config)  # names the file in its errors
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
+        # a dict replaced by a list / value: refused before the merge
+        check_option_shapes(cfg, args.cfg_options, args.config)
         cfg.merge_from_dict(args.cfg_options)
     check_config_keys(cfg.keys(), args.config)  # misspelt top-level keys
     check_config_values(cfg, args.config, args.cfg_options)
@@ -82,7 +84,8 @@ def runner_config(args: argparse.Namespace):
 
 
 #: how a component's ``__init__`` refuses the config's arguments
-_SIGNATURE = re.compile(r'unexpected keyword argument|missing \d+ required')
+_SIGNATURE = re.compile(r'unexpected keyword argument|missing \d+ required'
+                        r'|cfg should be a dict')
 _REGISTRY = re.compile(r'is not in the .* registry')
 
 

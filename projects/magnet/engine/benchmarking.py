@@ -23,6 +23,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..utils.errors import InvalidInputError
+from ..utils.output_files import atomic_write, check_output_file
+
 #: Keys of the JSON object written by ``tools/analysis_tools/benchmark.py``.
 BENCHMARK_KEYS = ('config', 'device', 'threads', 'torch', 'batch', 'shape',
                   'num_tokens', 'warmup', 'repeat', 'times_s', 'median_s',
@@ -312,8 +315,40 @@ def report(result: dict, out: Optional[str] = None,
     else:
         show(result)
     if out:
-        with open(out, 'w') as f:
+        with atomic_write(out, 'w') as f:  # never half-written
             f.write(text + '\n')
+
+
+#: smallest value of the shared benchmark options (``tool_parser``)
+MINIMUM_ARGS = dict(batch=1, shape=1, num_tokens=1, real_tokens=1, threads=1)
+
+
+def check_tool_args(args: argparse.Namespace) -> None:
+    """Refuse, before any work, shared benchmark options that cannot run:
+    a count or size below :data:`MINIMUM_ARGS` (``--batch 0``,
+    ``--shape 0 -4`` fail deep inside the model otherwise), more real
+    tokens than token slots, and an ``--out`` that cannot be written.
+
+    Raises:
+        InvalidInputError: naming the option, its value and the minimum.
+        OutputPathError: ``--out`` is a folder, not ``.json``, or its
+            folder cannot be written.
+    """
+    for dest, low in MINIMUM_ARGS.items():
+        value = getattr(args, dest, None)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(v is not None and v < low for v in items):
+            raise InvalidInputError(
+                f'--{dest.replace("_", "-")} {value}: expected values >= '
+                f'{low}')
+    num, real = getattr(args, 'num_tokens', None), getattr(
+        args, 'real_tokens', None)
+    if num is not None and real is not None and real > num:
+        raise InvalidInputError(
+            f'--real-tokens {real} is more than --num-tokens {num}')
+    if getattr(args, 'out', None):
+        check_output_file(args.out, ('.json', ), inputs=[args.config],
+                          what='--out')
 
 
 def tool_parser(doc: str, shape=(480, 480), batch=1,
@@ -355,6 +390,7 @@ def run_tool(run: Callable[[argparse.Namespace], dict],
     report its JSON result (printed, or shown with ``show``, and written to
     ``args.out``)."""
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    check_tool_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     result = run(args)
