@@ -185,3 +185,29 @@ def test_benchmark_memory_reports_checkpointing_savings():
     assert plain['saved_activations_ratio'] == 1.0
     assert 0 < both['saved_activations_mib'] < plain['saved_activations_mib']
     assert both['loss'] == plain['loss']  # same step, recomputed
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--batch', '0'], '--batch 0: expected values >= 1'),
+    (['--shape', '0', '64'], '--shape [0, 64]: expected values >= 1'),
+    (['--threads', '0'], '--threads 0: expected values >= 1'),
+    (['--num-tokens', '4', '--real-tokens', '6'],
+     '--real-tokens 6 is more than --num-tokens 4'),
+    (['--out', 'OUTDIR'], 'is a folder'),
+    (['--out', 'OUTDIR/result.txt'], "has extension '.txt'"),
+])
+def test_benchmark_refuses_bad_options_before_any_work(tmp_path, argv,
+                                                        message):
+    """Counts and sizes below 1 and an unusable --out end in one error
+    line, before the model is built (no traceback, nothing written)."""
+    argv = [a.replace('OUTDIR', str(tmp_path)) for a in argv]
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+    proc = subprocess.run(
+        [sys.executable, BENCHMARK, CPU_CONFIG, '--repeat', '1'] + argv,
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith('error: ') and message in lines[-1]
+    assert 'Traceback' not in proc.stderr
+    assert 'num_parameters' not in proc.stdout  # no result: no work done
+    assert list(tmp_path.iterdir()) == []

@@ -105,7 +105,12 @@ def test_python2_pickle_and_own_dataset(tmp_path, capsys):
         "encoding='latin1' (plain pickle.load fails with a "
         'UnicodeDecodeError or gives bytes); RefCOCODataset and the data '
         'tools do this, with the restricted unpickler')
-    assert lines[8:] == ['OK: no problem found']
+    # an unpublished dataset without the usual unc test splits: warned
+    assert lines[8] == (
+        'warning: refs(unc).p has no ref of the split(s) testA, testB that '
+        'a unc partition usually has (found: train, val); a config that '
+        'trains or evaluates on them will stop there')
+    assert lines[9:] == ['OK: no problem found']
 
 
 @pytest.mark.parametrize('where', ['train2014', 'images/train2014'])
@@ -255,9 +260,12 @@ def test_refs_and_instances_inconsistent(tmp_path, capsys):
     assert status == 1
     assert lines[2] == f'  instances: {inst}: 0 images, 0 annotations, no ' \
         'categories'
-    assert lines[-6:] == [
+    assert lines[-7:] == [
         f'warning: {inst}: no top-level "categories" key (the REFER '
         'instances.json has one; indexing does not need it)',
+        'warning: refs(unc).p has no ref of the split(s) train, testA, '
+        'testB that a unc partition usually has (found: val); a config that '
+        'trains or evaluates on them will stop there',
         f'problem: {inst}: the top-level key "annotations" is missing '
         '(found: images)',
         f'problem: {refs_p}: 1 of 4 refs lack a valid "ann_id" (int), e.g. '

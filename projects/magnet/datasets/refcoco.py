@@ -16,7 +16,7 @@ from mmengine.logging import print_log
 from mmengine.utils import is_abs
 from mmseg.registry import DATASETS
 
-from projects.magnet.utils.errors import InvalidInputError
+from ..utils.errors import InvalidInputError, InvalidTypeError
 
 from .refer.files import (REFS_FORMATS, Instances, default_refs_file,
                           load_refs_file, read_instances, read_refs,
@@ -160,21 +160,21 @@ class RefCOCODataset(BaseDataset):
                  **kwargs) -> None:
         if split not in REFER_SPLITS:
             raise InvalidInputError(
-                f'RefCOCODataset: unknown split "{split}"; expected one of '
-                f'{REFER_SPLITS}')
+                f'{type(self).__name__}: unknown split "{split}"; expected '
+                f'one of {REFER_SPLITS}')
         if isinstance(sentence_keys, str) or not all(
                 isinstance(k, str) for k in sentence_keys):
-            raise TypeError(
-                'RefCOCODataset: sentence_keys must be a sequence of str '
-                f'(e.g. ("kind",)), got {sentence_keys!r}')
+            raise InvalidTypeError(
+                f'{type(self).__name__}: sentence_keys must be a sequence of '
+                f'str (e.g. ("kind",)), got {sentence_keys!r}')
         clash = sorted(set(sentence_keys) & _RESERVED_KEYS)
         if clash:
             raise InvalidInputError(
-                f'RefCOCODataset: sentence_keys {clash} would overwrite '
-                'fields of the items')
+                f'{type(self).__name__}: sentence_keys {clash} would '
+                'overwrite fields of the items')
         if refs_format not in REFS_FORMATS:
             raise InvalidInputError(
-                f'RefCOCODataset: unknown refs_format "{refs_format}"; '
+                f'{type(self).__name__}: unknown refs_format "{refs_format}"; '
                 f'expected one of {REFS_FORMATS}')
         self.refs_format = refs_format
         self.sentence_keys = tuple(sentence_keys)
@@ -226,9 +226,9 @@ class RefCOCODataset(BaseDataset):
                               ann_ids)
         if inst.categories is None:
             print_log(
-                f'RefCOCODataset: {self.instances_file} has no top-level '
-                '"categories" key (the REFER instances.json has one); '
-                'indexing does not need it, the items keep the refs\' '
+                f'{type(self).__name__}: {self.instances_file} has no '
+                'top-level "categories" key (the REFER instances.json has '
+                'one); indexing does not need it, the items keep the refs\' '
                 'category_id', logger='current', level=logging.WARNING)
         return inst
 

@@ -5,8 +5,8 @@ from .config_check import (RUNNER_KEYS, ConfigFileError, ConfigValueError,
                            MisspeltConfigKeyError, check_config_keys,
                            check_config_values, load_config)
 from .errors import (InputFileError, InputFileNotFoundError,
-                     InvalidInputError, MissingKeyError, OutputPathError,
-                     UserError)
+                     InvalidInputError, InvalidTypeError, MissingKeyError,
+                     OutputPathError, UserError)
 from .expressions import has_word, wordless_reason
 from .output_files import (CHECKPOINT_EXTENSIONS, IMAGE_EXTENSIONS,
                            JSON_EXTENSIONS, atomic_write, check_output_dir,
@@ -22,7 +22,8 @@ __all__ = [
     'TRACEBACK_ENV', 'RUNNER_KEYS', 'MisspeltConfigKeyError',
     'check_config_keys', 'capture_random_state', 'restore_random_state',
     'preserved_random_state', 'ConfigFileError', 'load_config', 'UserError',
-    'InvalidInputError', 'MissingKeyError', 'InputFileError',
+    'InvalidInputError', 'InvalidTypeError', 'MissingKeyError',
+    'InputFileError',
     'InputFileNotFoundError',
     'OutputPathError', 'has_word',
     'wordless_reason', 'ConfigValueError', 'check_config_values',

@@ -10,7 +10,8 @@ that catch ``ValueError`` / ``OSError`` / ``TypeError`` keep working::
 """
 from __future__ import annotations
 
-__all__ = ['UserError', 'InvalidInputError', 'MissingKeyError',
+__all__ = ['UserError', 'InvalidInputError', 'InvalidTypeError',
+           'MissingKeyError',
            'InputFileError', 'InputFileNotFoundError', 'OutputPathError']
 
 
@@ -21,6 +22,11 @@ class UserError(Exception):
 class InvalidInputError(UserError, ValueError):
     """A value the user gave (an expression, an option, a field) is not
     usable; the message names it and says what was expected."""
+
+
+class InvalidTypeError(UserError, TypeError):
+    """A value the user gave has the wrong type; the message names it, the
+    value and the expected type."""
 
 
 class MissingKeyError(UserError, KeyError):

@@ -59,6 +59,11 @@ PUBLISHED: Dict[Tuple[str, str], Dict[str, Tuple[int, Optional[int], int]]] = {
 }
 COUNT_NAMES = ('refs', 'sentences', 'images')
 SPLIT_ORDER = ('train', 'val', 'test', 'testA', 'testB', 'testC')
+#: the splits each REFER partition has (warned about when missing from a
+#: dataset whose counts are not published, e.g. a generated one)
+USUAL_SPLITS = {'unc': ('train', 'val', 'testA', 'testB'),
+                'umd': ('train', 'val', 'test'),
+                'google': ('train', 'val')}
 #: Examples shown for a repeated problem.
 EXAMPLES = 3
 
@@ -187,7 +192,18 @@ def check_partition(dataset: str, split_by: str, refs_name: str,
             f'put the right file there, or use --dataset {ds} --split-by {sb}')
         return
     table = PUBLISHED.get((dataset, split_by))
-    if table is None or set(counts) == set(table):
+    if table is None:
+        # an unpublished dataset: only say which usual splits it lacks
+        missing = [s for s in USUAL_SPLITS.get(split_by, ())
+                   if s not in counts]
+        if missing:
+            report.warn(
+                f'{refs_name} has no ref of the split(s) '
+                f'{", ".join(missing)} that a {split_by} partition usually '
+                f'has (found: {", ".join(ordered(counts)) or "none"}); a '
+                'config that trains or evaluates on them will stop there')
+        return
+    if set(counts) == set(table):
         return
     same_splits = [key for key, t in PUBLISHED.items()
                    if key != (dataset, split_by) and set(t) == set(counts)]

@@ -200,7 +200,10 @@ def add_image(rng: np.random.Generator, index: int, img_dir: str,
     # 4:4:4 chroma: small shapes keep their colour up to the edges
     save_kw = dict(quality=95, subsampling=0) \
         if image_format == 'jpg' else {}
-    Image.fromarray(pixels).save(osp.join(img_dir, file_name), **save_kw)
+    # atomically: an interrupted generation leaves no truncated image
+    with atomic_write(osp.join(img_dir, file_name)) as f:
+        Image.fromarray(pixels).save(
+            f, format='JPEG' if image_format == 'jpg' else 'PNG', **save_kw)
     images.append(
         dict(id=image_id, file_name=file_name, height=img_size,
              width=img_size))
