@@ -17,7 +17,7 @@ before_threads = torch.get_num_threads()
 before_modules = set(sys.modules)
 import projects.magnet
 from projects.magnet.compat import checkpoint_loader_installed
-from mmseg.registry import MODELS, HOOKS, LOOPS, METRICS, DATASETS
+from mmseg.registry import MODELS, HOOKS, LOOPS, METRICS, DATASETS, TRANSFORMS
 added_ext = sorted(m for m in set(sys.modules) - before_modules
                    if m.startswith('mmcv'))
 print(json.dumps(dict(
@@ -30,6 +30,9 @@ print(json.dumps(dict(
                 HOOKS.get('CheckpointTrustHook') is not None,
                 LOOPS.get('TimeBudgetTrainLoop') is not None,
                 METRICS.get('RefSegMetric') is not None,
+                METRICS.get('GRefSegMetric') is not None,
+                DATASETS.get('GRefCOCODataset') is not None,
+                TRANSFORMS.get('LoadGRefMask') is not None,
                 DATASETS.get('RefCOCODataset') is not None],
     mmcv_ext='mmcv._ext' in sys.modules)))
 '''
