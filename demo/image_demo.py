@@ -9,7 +9,10 @@ Every expression's mask is painted in its own colour; the legend (one colour
 swatch and expression per row) is on a strip below the image, never over it:
 the picture's top-left ``H x W`` region is the image with its masks, the
 canvas is taller (and at least 360 pixels wide, so the legend of a small
-image stays readable).
+image stays readable). With a model that decides "refers to nothing"
+(``decode_head.no_target``, e.g. the gRefCOCO configs), such an expression
+is listed as ``<expression> (no target)`` in the legend and marked
+``no target`` in the printed lines.
 
 Usage:
     python demo/image_demo.py IMAGE "the man in red" ["the dog" ...] \\
@@ -98,7 +101,8 @@ def draw(inferencer, result, alpha: float = 0.5) -> np.ndarray:
     overlay = inferencer.visualizer.draw_expression_masks(
         result.image_at_mask_size(), result.masks,
         result.expressions, colors=colors, alpha=alpha, legend=False)
-    return legend_below(overlay, result.expressions, colors)
+    return legend_below(overlay, result.expressions, colors,
+                        no_target=result.no_target)
 
 
 #: EXIF orientation values that turn the picture (1 = as stored)
@@ -176,10 +180,14 @@ def run(args: argparse.Namespace) -> int:
         inferencer.visualizer.show(drawing, win_name='expressions')
     h, w = result.image.shape[:2]
     print(f'{args.image} ({w}x{h}), threshold {result.threshold:g}')
-    for text, mask, prob in zip(result.expressions, result.masks,
-                                result.probs):
+    for i, (text, mask, prob) in enumerate(
+            zip(result.expressions, result.masks, result.probs)):
+        # a model with the no-target decision (decode_head.no_target)
+        # says which expressions name nothing in the image
+        nothing = (', no target' if result.no_target is not None
+                   and result.no_target[i] else '')
         print(f'  {mask.mean() * 100:5.1f}% of the image, max prob '
-              f'{prob.max():.2f}: {text}')
+              f'{prob.max():.2f}{nothing}: {text}')
     print(f'wrote {args.out_file}')
     return 0
 

@@ -59,6 +59,9 @@ def _splits(cfg: Config):
     ('refcocog_umd', [('refcocog', 'umd', s) for s in ('val', 'test')]),
     ('refcocog_google', [('refcocog', 'google', 'val')]),
     ('refsynth', [('refsynth', 'unc', s) for s in ('val', 'testA', 'testB')]),
+    ('grefcoco', [('grefcoco', 'unc', s) for s in ('val', 'testA', 'testB')]),
+    ('grefsynth',
+     [('grefsynth', 'unc', s) for s in ('val', 'testA', 'testB')]),
 ])
 def test_dataset_bases_name_their_annotations(name, splits):
     cfg = _load(osp.join(REPO_ROOT, 'configs', '_base_', 'datasets',

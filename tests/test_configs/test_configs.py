@@ -18,6 +18,8 @@ def test_there_are_configs():
     names = [osp.basename(c) for c in CONFIGS]
     assert any('refcoco-480x480' in n for n in names)
     assert any('refsynth' in n for n in names)
+    assert any('grefcoco-480x480' in n for n in names)
+    assert any('grefsynth-128x128' in n for n in names)
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
@@ -110,3 +112,28 @@ def test_one_bert_base_definition():
         cfg = Config.fromfile(path)
         if 'bert-base' in osp.basename(path):
             assert 'bert_cfg' not in cfg.model.text_encoder, path
+
+
+GRES_CONFIGS = [p for p in CONFIGS
+                if 'grefcoco' in osp.basename(p)
+                or 'grefsynth' in osp.basename(p)]
+
+
+@pytest.mark.parametrize('path', GRES_CONFIGS, ids=osp.basename)
+def test_gres_configs_train_and_score_no_target(path):
+    """The GRES configs read gRefCOCO with the union mask, pack the truth
+    'no_target' in training and testing, switch the no-target decision on
+    and score with GRefSegMetric."""
+    cfg = Config.fromfile(path)
+    assert cfg.model.decode_head.no_target == dict(loss_weight=1.0)
+    assert cfg.model.test_cfg.no_target_threshold == 0.5
+    assert cfg.model.test_cfg.mode == 'whole'
+    datasets = [cfg.train_dataloader.dataset, cfg.val_dataloader.dataset,
+                *cfg.test_dataloader.dataset.datasets]
+    for ds in datasets:
+        assert ds.type == 'GRefCOCODataset'
+        types = [t['type'] for t in ds.pipeline]
+        assert 'LoadGRefMask' in types and 'LoadReferringMask' not in types
+        assert 'no_target' in ds.pipeline[-1]['meta_keys']
+    for key in ('val_evaluator', 'test_evaluator'):
+        assert cfg[key].type == 'GRefSegMetric'

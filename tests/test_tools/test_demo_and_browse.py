@@ -85,6 +85,51 @@ def test_demo_writes_overlay_with_the_legend_below(tiny_model_files,
     assert (out[:72, 100:] == out[:72, 100:][0, 0]).all()
 
 
+@pytest.mark.parametrize('threshold, expected', [(0.0, [True, True]),
+                                                  (1.0, [False, False])])
+def test_demo_marks_no_target_expressions(tiny_model_files, tmp_path, capsys,
+                                          monkeypatch, threshold, expected):
+    """A model with the no-target decision: the legend lists such an
+    expression as '<expression> (no target)' and its printed line says
+    'no target'; the others are drawn and printed as before. (Thresholds
+    0 and 1: every no-target score is above 0 and not above 1, whatever
+    the random weights give.)"""
+    from mmengine.config import Config
+
+    from projects.magnet.visualization import prediction_panels
+    cfg_file, ckpt = tiny_model_files
+    cfg = Config.fromfile(cfg_file)
+    cfg.model.decode_head.no_target = dict(loss_weight=1.0)
+    cfg.model.test_cfg = dict(cfg.model.get('test_cfg') or {},
+                              mode='whole', no_target_threshold=threshold)
+    nt_cfg = str(tmp_path / 'tiny_no_target.py')
+    cfg.dump(nt_cfg)
+    labels = []
+    original = prediction_panels.expression_labels
+
+    def spy(expressions, no_target=None):
+        labels.append(original(expressions, no_target))
+        return labels[-1]
+    monkeypatch.setattr(prediction_panels, 'expression_labels', spy)
+    img_path = str(tmp_path / 'scene.png')
+    Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(img_path)
+    exprs = ['the red square', 'the green circle']
+    out_file = str(tmp_path / 'nt.png')
+    demo = load_tool('demo/image_demo.py')
+    assert demo.main([img_path] + exprs + [
+        '--config', nt_cfg, '--checkpoint', ckpt, '--out-file', out_file,
+        '--device', 'cpu']) == 0
+    assert labels == [[e + (' (no target)' if nt else '')
+                       for e, nt in zip(exprs, expected)]]
+    lines = [ln for ln in capsys.readouterr().out.splitlines()
+             if ln.rstrip().endswith(tuple(exprs))]
+    assert len(lines) == 2
+    for line, nt in zip(lines, expected):
+        assert ('no target' in line) == nt, line
+        if nt:  # the decision empties the mask
+            assert line.lstrip().startswith('0.0% of the image')
+
+
 def test_demo_bad_inputs_fail_with_clear_messages(tmp_path, capsys):
     demo = load_tool('demo/image_demo.py')
     missing = str(tmp_path / 'missing.jpg')

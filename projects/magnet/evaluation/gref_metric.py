@@ -6,6 +6,7 @@ metric that collects one row of counts per sentence.
 """
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -49,7 +50,9 @@ class GRefSegMetric(BaseMetric):
     field ``pred_no_target`` (bool, or a one-element bool tensor) and
     ``pred_sem_seg`` ((1, H, W), empty when ``pred_no_target``). The
     prediction must have the GT's size (score at the network input size,
-    as ReLA does).
+    as ReLA does). A sample without ``pred_no_target`` (a model without the
+    no-target decision, ``decode_head.no_target`` off) counts as predicted
+    to have a target, with one warning per evaluation.
 
     Counting, as ReLA's evaluator (``gres_model/evaluation/
     refer_evaluation.py`` after its "fix eval metrics" commit, cited as
@@ -109,7 +112,7 @@ class GRefSegMetric(BaseMetric):
         MetricArgumentError (a TypeError): an unknown argument.
         MetricConfigError (a ValueError): bad ``iou_thrs``.
         SampleKeyError (a KeyError): a sample without ``no_target``,
-            ``pred_no_target``, ``pred_sem_seg`` or ``gt_sem_seg``.
+            ``pred_sem_seg`` or ``gt_sem_seg``.
         SampleError (a ValueError): a flag that is not a bool; prediction
             and GT of different sizes; masks that are not binary (the GT
             may also hold ``ignore_index``); a no-target sentence whose GT
@@ -143,6 +146,28 @@ class GRefSegMetric(BaseMetric):
                 f'got {iou_thrs!r}') from None
         self.ignore_index = ignore_index
         self.split_key = split_key
+        self._warned_no_decision = False
+
+    def _warn_no_decision(self, name: str) -> None:
+        """One warning per evaluation (per process) that the model makes
+        no no-target decision and every sentence counts as a target."""
+        if self._warned_no_decision:
+            return
+        self._warned_no_decision = True
+        print_log(
+            f'GRefSegMetric: the predictions have no "pred_no_target" '
+            f'(first: {name}): the model makes no no-target decision '
+            '(decode_head.no_target is off), so every sentence is counted '
+            'as predicted to have a target (N_acc is 0 when there are '
+            'no-target sentences)', logger='current', level=logging.WARNING)
+
+    def evaluate(self, size: int) -> dict:
+        """:meth:`BaseMetric.evaluate`; the next evaluation warns again
+        about a model without the no-target decision."""
+        try:
+            return super().evaluate(size)
+        finally:
+            self._warned_no_decision = False
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         """Count I and U and read both no-target flags of every sample
@@ -151,7 +176,8 @@ class GRefSegMetric(BaseMetric):
         Args:
             data_batch (Any): unused.
             data_samples (Sequence[dict | SegDataSample]): outputs with
-                ``pred_no_target``, ``pred_sem_seg`` (1, H, W),
+                ``pred_no_target`` (missing: False), ``pred_sem_seg``
+                (1, H, W),
                 ``gt_sem_seg`` (1, H, W) and metainfo ``no_target``.
         """
         for sample in data_samples:
@@ -164,14 +190,13 @@ class GRefSegMetric(BaseMetric):
                     f'{name}: the sample has no "no_target" meta key (the '
                     'truth: load it with GRefCOCODataset and keep it in '
                     'PackSegInputs.meta_keys)')
-            if 'pred_no_target' not in sample:
-                raise SampleKeyError(
-                    f'{name}: the sample has no "pred_no_target" (the '
-                    'predicted no-target flag: run a model that predicts '
-                    'no-target expressions, in predict mode)')
             gt_nt = _as_flag(sample['no_target'], name, 'no_target')
-            pred_nt = _as_flag(sample['pred_no_target'], name,
-                               'pred_no_target')
+            if 'pred_no_target' in sample:
+                pred_nt = _as_flag(sample['pred_no_target'], name,
+                                   'pred_no_target')
+            else:  # a model without the no-target decision
+                pred_nt = False
+                self._warn_no_decision(name)
             # the same field lookup and value checks as RefSegMetric
             pred = RefSegMetric._field(
                 sample, 'pred_sem_seg', name,
