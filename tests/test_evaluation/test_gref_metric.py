@@ -284,7 +284,8 @@ def test_ignore_index():
 
 # ------------------------------------------------------------ bad input
 @pytest.mark.parametrize('drop,field', [
-    ('pred', 'pred_sem_seg'), ('gt', 'gt_sem_seg')])
+    ('no_target', 'no_target'), ('pred', 'pred_sem_seg'),
+    ('gt', 'gt_sem_seg')])
 def test_missing_fields_name_the_sample_and_field(drop, field):
     args = dict(pred=Z, gt=Z, no_target=False, pred_no_target=False)
     args[drop] = None
