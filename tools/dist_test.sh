@@ -7,28 +7,7 @@ if [ $# -lt 3 ]; then
     echo "usage: bash $0 CONFIG CHECKPOINT GPUS [test.py args...]" >&2
     exit 2
 fi
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-source "$(dirname "$0")/dist_checks.sh"
-check_count GPUS "$GPUS"
-check_count NNODES "$NNODES"
-check_config "$CONFIG"
-check_file checkpoint "$CHECKPOINT"
-need_command torchrun "install PyTorch in this environment"
-
-PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-torchrun \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/test.py" \
-    "$CONFIG" \
-    "$CHECKPOINT" \
-    --launcher pytorch "${@:4}"
+source "$(dirname "$0")/dist_common.sh"
+check_config "$1"
+check_file checkpoint "$2"
+launch_torchrun "$3" test.py "$1" "$2" --launcher pytorch "${@:4}"

@@ -7,25 +7,6 @@ if [ $# -lt 2 ]; then
     echo "usage: bash $0 CONFIG GPUS [train.py args...]" >&2
     exit 2
 fi
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-source "$(dirname "$0")/dist_checks.sh"
-check_count GPUS "$GPUS"
-check_count NNODES "$NNODES"
-check_config "$CONFIG"
-need_command torchrun "install PyTorch in this environment"
-
-PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-torchrun \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$(dirname "$0")/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+source "$(dirname "$0")/dist_common.sh"
+check_config "$1"
+launch_torchrun "$2" train.py "$1" --launcher pytorch "${@:3}"
