@@ -163,29 +163,7 @@ def main(argv=None):
             '(images that another dataset of the same root still '
             'describes included). Choose another --out, or pass '
             '--overwrite')
-    if args.gres:
-        summary = generate_gres_dataset(
-            args.out,
-            num_train_images=args.num_train_images,
-            num_val_images=args.num_val_images,
-            num_test_images=args.num_test_images,
-            img_size=args.img_size,
-            seed=args.seed,
-            dataset_name=args.name,
-            split_by=args.split_by,
-            image_format=args.image_format,
-            textured_prob=args.textured_prob,
-            occlusion_prob=args.occlusion_prob,
-            min_objects=args.min_objects,
-            max_objects=args.max_objects,
-            num_shapes=tuple(args.num_shapes),
-            num_colours=tuple(args.num_colours),
-            target_mix=args.target_mix,
-            progress=not args.no_progress)
-        print(json.dumps(summary, indent=2))
-        return
-    summary = generate_refer_dataset(
-        args.out,
+    options = dict(
         num_train_images=args.num_train_images,
         num_val_images=args.num_val_images,
         num_test_images=args.num_test_images,
@@ -200,8 +178,13 @@ def main(argv=None):
         max_objects=args.max_objects,
         num_shapes=tuple(args.num_shapes),
         num_colours=tuple(args.num_colours),
-        train_kind_weights=args.train_kind_weights,
         progress=not args.no_progress)
+    if args.gres:
+        summary = generate_gres_dataset(
+            args.out, target_mix=args.target_mix, **options)
+    else:
+        summary = generate_refer_dataset(
+            args.out, train_kind_weights=args.train_kind_weights, **options)
     print(json.dumps(summary, indent=2))
 
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import numbers
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from ...utils.errors import InvalidInputError
 from .gres import TARGET_KINDS, image_gres_refs
-from .grammar import SHAPES
-from .writer import (_progress, _sentence_variants, add_image,
-                     check_generator_arguments, generator_settings,
-                     prepare_output, split_names, write_annotation_files)
+from .synth_dataset import (ImageRefs, RefsVariant,
+                            generate_synthetic_dataset)
 
 #: default ``target_mix``: weights of the target kinds of the refs
 DEFAULT_TARGET_MIX = {'single': 0.4, 'multi': 0.4, 'no-target': 0.2}
@@ -47,29 +45,50 @@ def check_target_mix(target_mix) -> Dict[str, float]:
     return {k: float(target_mix.get(k, 0.)) for k in TARGET_KINDS}
 
 
-def generate_gres_dataset(out_dir: str,
-                          num_train_images: int = 2000,
-                          num_val_images: int = 200,
-                          num_test_images: int = 200,
-                          img_size: int = 128,
-                          seed: int = 0,
-                          dataset_name: str = 'grefsynth',
-                          split_by: str = 'unc',
-                          image_format: str = 'jpg',
-                          textured_prob: float = 0.5,
-                          occlusion_prob: float = 0.25,
-                          max_refs_per_image: int = 3,
-                          max_sentences_per_ref: int = 3,
-                          min_objects: int = 3,
-                          max_objects: int = 6,
-                          num_shapes: Tuple[int, int] = (2, 3),
-                          num_colours: Tuple[int, int] = (2, 3),
+class GresVariant(RefsVariant):
+    """The gRefCOCO format: refs naming a set of objects,
+    ``grefs(<split_by>).p`` and ``.json``."""
+    # the pickle first: a reader that prefers the JSON when it is newer
+    # finds it so
+    refs_files = ('grefs({split_by}).p', 'grefs({split_by}).json')
+    multi_target = True
+
+    def __init__(self, target_mix: Optional[Dict[str, float]]):
+        self.target_mix = target_mix
+        self.mix: Dict[str, float] = {}
+
+    def check(self) -> None:
+        self.mix = check_target_mix(DEFAULT_TARGET_MIX if self.target_mix
+                                    is None else self.target_mix)
+
+    def settings(self) -> dict:
+        return dict(gres=True, target_mix=self.mix)
+
+    def image_refs(self, objects, img_size, rng, split, max_refs,
+                   max_sents) -> ImageRefs:
+        return [(list(targets),
+                 [(sent, dict(kind=kind, expr_kind=expr_kind))
+                  for sent, expr_kind in sents])
+                for targets, kind, sents in image_gres_refs(
+                    objects, img_size, rng, max_refs, max_sents, self.mix)]
+
+    def summary(self, refs: List[dict]) -> dict:
+        per_kind = {k: 0 for k in TARGET_KINDS}
+        for ref in refs:
+            for sentence in ref['sentences']:
+                per_kind[sentence['kind']] += 1
+        return dict(sentences_per_kind=per_kind)
+
+
+def generate_gres_dataset(out_dir: str, *, dataset_name: str = 'grefsynth',
                           target_mix: Optional[Dict[str, float]] = None,
-                          progress: bool = True) -> dict:
+                          **options) -> dict:
     """Write a synthetic dataset in the gRefCOCO (GRES) format.
 
     Same scenes, images, masks and arguments as
-    :func:`.writer.generate_refer_dataset` (see there), but each ref names
+    :func:`.writer.generate_refer_dataset` (the other keyword arguments,
+    ``**options``, are those of
+    :func:`.synth_dataset.generate_synthetic_dataset`), but each ref names
     a *set* of objects: one, several ("all the red shapes", "both
     circles", "the two squares on the left") or none ("the green
     triangle" in a scene without one; ``ann_id == category_id == [-1]``).
@@ -98,80 +117,6 @@ def generate_gres_dataset(out_dir: str,
         dict: counts of images, refs and sentences per split and the
         number of sentences per target kind.
     """
-    check_generator_arguments(
-        num_images=dict(num_train_images=num_train_images,
-                        num_val_images=num_val_images,
-                        num_test_images=num_test_images),
-        img_size=img_size, image_format=image_format,
-        probs=dict(textured_prob=textured_prob,
-                   occlusion_prob=occlusion_prob),
-        per_image=dict(max_refs_per_image=max_refs_per_image,
-                       max_sentences_per_ref=max_sentences_per_ref),
-        min_objects=min_objects, max_objects=max_objects,
-        num_shapes=num_shapes, num_colours=num_colours,
-        train_kind_weights=None)
-    mix = check_target_mix(DEFAULT_TARGET_MIX if target_mix is None else
-                           target_mix)
-    settings = generator_settings(
-        gres=True, num_train_images=num_train_images,
-        num_val_images=num_val_images, num_test_images=num_test_images,
-        img_size=img_size, seed=seed, dataset_name=dataset_name,
-        split_by=split_by, image_format=image_format,
-        textured_prob=textured_prob, occlusion_prob=occlusion_prob,
-        max_refs_per_image=max_refs_per_image,
-        max_sentences_per_ref=max_sentences_per_ref,
-        min_objects=min_objects, max_objects=max_objects,
-        num_shapes=num_shapes, num_colours=num_colours, target_mix=mix)
-    img_dir, ann_dir = prepare_output(out_dir, dataset_name)
-    splits = split_names(num_train_images, num_val_images, num_test_images)
-    images: List[dict] = []
-    annotations: List[dict] = []
-    refs: List[dict] = []
-    sent_id = 0
-    summary: Dict[str, Dict[str, int]] = {}
-    per_kind = {k: 0 for k in TARGET_KINDS}
-    for index in _progress(range(len(splits)), progress):
-        split = splits[index]
-        rng = np.random.default_rng([seed, index])
-        objects, obj_ann_ids, stem = add_image(
-            rng, index, img_dir, images, annotations, img_size=img_size,
-            image_format=image_format, textured_prob=textured_prob,
-            scene_kw=dict(min_objects=min_objects, max_objects=max_objects,
-                          occlusion_prob=occlusion_prob,
-                          num_shapes=tuple(num_shapes),
-                          num_colours=tuple(num_colours)))
-        stats = summary.setdefault(split,
-                                   dict(images=0, refs=0, sentences=0))
-        stats['images'] += 1
-        for targets, kind, sents in image_gres_refs(
-                objects, img_size, rng, max_refs_per_image,
-                max_sentences_per_ref, mix):
-            sentences = []
-            for sent, expr_kind in sents:
-                sent_id += 1
-                sentences.append(
-                    dict(raw=_sentence_variants(sent, rng), sent=sent,
-                         tokens=sent.split(), sent_id=sent_id, kind=kind,
-                         expr_kind=expr_kind))
-            ann_ids = [obj_ann_ids[t] for t in targets] or [-1]
-            cat_ids = [SHAPES.index(objects[t].shape) + 1
-                       for t in targets] or [-1]
-            refs.append(
-                dict(ref_id=len(refs) + 1, ann_id=ann_ids,
-                     image_id=images[-1]['id'], category_id=cat_ids,
-                     split=split,
-                     sent_ids=[s['sent_id'] for s in sentences],
-                     sentences=sentences,
-                     file_name=f'{stem}_{ann_ids[0]}.{image_format}'))
-            stats['refs'] += 1
-            stats['sentences'] += len(sentences)
-            per_kind[kind] += len(sentences)
-    # the pickle first: a reader that prefers the JSON when it is newer
-    # finds it so
-    write_annotation_files(
-        ann_dir, {f'grefs({split_by}).p': refs,
-                  f'grefs({split_by}).json': refs},
-        images, annotations, settings)
-    return dict(out_dir=out_dir, dataset=dataset_name, split_by=split_by,
-                annotations=len(annotations), splits=summary,
-                sentences_per_kind=per_kind)
+    return generate_synthetic_dataset(
+        out_dir, GresVariant(target_mix), dataset_name=dataset_name,
+        **options)
