@@ -163,22 +163,14 @@ def main(argv=None):
             '(images that another dataset of the same root still '
             'describes included). Choose another --out, or pass '
             '--overwrite')
-    options = dict(
-        num_train_images=args.num_train_images,
-        num_val_images=args.num_val_images,
-        num_test_images=args.num_test_images,
-        img_size=args.img_size,
-        seed=args.seed,
-        dataset_name=args.name,
-        split_by=args.split_by,
-        image_format=args.image_format,
-        textured_prob=args.textured_prob,
-        occlusion_prob=args.occlusion_prob,
-        min_objects=args.min_objects,
-        max_objects=args.max_objects,
-        num_shapes=tuple(args.num_shapes),
-        num_colours=tuple(args.num_colours),
-        progress=not args.no_progress)
+    # the options of the same name as the generator's arguments
+    options = {name: getattr(args, name) for name in (
+        'num_train_images', 'num_val_images', 'num_test_images', 'img_size',
+        'seed', 'split_by', 'image_format', 'textured_prob',
+        'occlusion_prob', 'min_objects', 'max_objects')}
+    options.update(dataset_name=args.name, num_shapes=tuple(args.num_shapes),
+                   num_colours=tuple(args.num_colours),
+                   progress=not args.no_progress)
     if args.gres:
         summary = generate_gres_dataset(
             args.out, target_mix=args.target_mix, **options)
