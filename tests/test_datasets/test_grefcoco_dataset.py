@@ -1,13 +1,11 @@
 """GRefCOCODataset and LoadGRefMask on hand-made gRefCOCO files."""
 import json
-import logging
 import os.path as osp
 
 import numpy as np
 import pytest
 from mmengine.config import Config
 from mmengine.dataset import Compose
-from mmengine.logging import MMLogger
 from mmseg.registry import DATASETS, TRANSFORMS
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -24,21 +22,6 @@ from .gref_utils import (H, W, box, default_refs, images_and_annotations,
 from .utils import TOKENIZER_DIR
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-@pytest.fixture
-def warnings_logged():
-    logger = MMLogger.get_current_instance()
-    records = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    handler = Keep(level=logging.WARNING)
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def _dataset(root, **kwargs):
@@ -148,7 +131,7 @@ def test_registered_and_lazy(tmp_path):
 
 
 # --------------------------------------------------------------- the masks
-def test_union_masks_match_an_independent_decode(tmp_path, warnings_logged):
+def test_union_masks_match_an_independent_decode(tmp_path, logged):
     write_gref(tmp_path)
     _, anns = images_and_annotations()
     refs = {r['ref_id']: r for r in default_refs()}
@@ -185,14 +168,14 @@ def test_overlap_is_counted_once(tmp_path):
     assert set(np.unique(two)) == {0, 1}
 
 
-def test_invalid_polygons_are_dropped_and_logged(tmp_path, warnings_logged):
+def test_invalid_polygons_are_dropped_and_logged(tmp_path, logged):
     write_gref(tmp_path)
     _, anns = images_and_annotations()
     mask = _masks(_dataset(tmp_path, split='testA', test_mode=True))[9, 91]
     valid_only = reference_union([14], anns)
     assert np.array_equal(mask, valid_only)
     assert mask.sum() < (H * W) // 2  # the odd / 2-point ones added nothing
-    drops = [w for w in warnings_logged if 'dropped' in w]
+    drops = [w for w in logged if 'dropped' in w]
     assert any('polygon 1 has 7 coordinates (an odd number)' in w and
                'ann_id=14' in w for w in drops)
     assert any('polygon 2 has 4 coordinates (fewer than 3 points)' in w
@@ -205,17 +188,17 @@ def test_invalid_polygons_are_dropped_and_logged(tmp_path, warnings_logged):
     assert np.array_equal(both, decode_gref_mask([square], H, W))
     assert both.sum() > 0
     assert any('ann_id=15' in w and 'adds nothing' in w
-               for w in warnings_logged)
+               for w in logged)
 
 
-def test_crowd_only_ref_warns_and_has_a_target(tmp_path, warnings_logged):
+def test_crowd_only_ref_warns_and_has_a_target(tmp_path, logged):
     write_gref(tmp_path)
     items = _items(_dataset(tmp_path, split='testB', test_mode=True))
     crowd = [it for it in items if it['ref_id'] == 2][0]
     assert crowd['no_target'] is False and crowd['segmentations'] == []
     assert not LoadGRefMask()(dict(crowd))['gt_seg_map'].any()
     assert any('refer only to crowd annotations' in w and '[2]' in w
-               for w in warnings_logged)
+               for w in logged)
 
 
 def test_malformed_segmentation_names_the_ref_and_ann(tmp_path):
@@ -340,7 +323,7 @@ def test_other_errors(tmp_path):
         _dataset(tmp_path, split='val')
 
 
-def test_sentences_without_word_and_own_sent_ids(tmp_path, warnings_logged):
+def test_sentences_without_word_and_own_sent_ids(tmp_path, logged):
     def edit(refs, images, anns):
         refs[1]['sentences'][1]['raw'] = '!!'  # ref 3: one left
         refs[3]['sentences'][0]['raw'] = '\U0001F600'  # ref 1: none left
@@ -352,7 +335,7 @@ def test_sentences_without_word_and_own_sent_ids(tmp_path, warnings_logged):
     assert [(it['ref_id'], it['sent_id']) for it in items] == [(3, 31),
                                                                (5, 51)]
     assert any('skipped 2 sentences of split "val"' in w and
-               'GRefCOCODataset' in w for w in warnings_logged)
+               'GRefCOCODataset' in w for w in logged)
     _broken(tmp_path, lambda r, i, a: r[1]['sentences'][0].pop('sent_id')
             and r[1].pop('sent_ids'))
     with pytest.raises(ReferFormatError, match=r'ref_id=3\): sentences\[0\]'

@@ -2,12 +2,10 @@
 ``RefCOCODataset`` raises on the first problem, ``check_refer_data``
 reports the same problem (and every problem when there are several)."""
 import json
-import logging
 import os
 import os.path as osp
 
 import pytest
-from mmengine.logging import MMLogger
 from PIL import Image
 
 from projects.magnet.datasets import RefCOCODataset
@@ -158,23 +156,8 @@ def test_checker_collects_every_problem_dataset_stops_at_first(tmp_path,
     assert len(problems) >= 5
 
 
-@pytest.fixture
-def warnings_logged():
-    logger = MMLogger.get_current_instance()
-    records = []
-
-    class Keep(logging.Handler):
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    handler = Keep(level=logging.WARNING)
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-
-
 def test_wordless_sentences_skipped_with_one_warning(tmp_path, capsys,
-                                                     warnings_logged):
+                                                     logged):
     def edit(refs, images, anns):
         refs[0]['sentences'].append(dict(raw='\U0001F600 !', sent_id=20))
         refs[0]['sent_ids'].append(20)
@@ -190,7 +173,7 @@ def test_wordless_sentences_skipped_with_one_warning(tmp_path, capsys,
             for i in range(len(per_ref))] == [1, 3]  # no empty item
     assert per_ref.get_data_info(0)['sentences'] == [
         dict(raw='thing 1', sent_id=11)]
-    mine = [w for w in warnings_logged if 'no word' in w]
+    mine = [w for w in logged if 'no word' in w]
     assert len(mine) == 2  # one line per dataset built
     assert 'skipped 2 sentences of split "val"' in mine[0]
     assert '1 refs left without a sentence' in mine[0]

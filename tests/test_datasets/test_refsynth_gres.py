@@ -16,22 +16,14 @@ from projects.magnet.datasets.refsynth import (
 from projects.magnet.datasets.refsynth.gres import SIDE_MARGIN
 from projects.magnet.utils.errors import UserError
 
+from ..conftest import tree_digest
+
 EVEN = {'single': 1, 'multi': 1, 'no-target': 1}
 TINY = dict(num_train_images=6, num_val_images=2, num_test_images=2,
             img_size=48, progress=False)
 COUNTS = {'both': 2, 'two': 2, 'three': 3}
 SIZE_OF = {'small': 'small', 'little': 'small', 'big': 'large',
            'large': 'large'}
-
-
-def _digest(root):
-    h = hashlib.sha256()
-    for dirpath, _, files in sorted(os.walk(root)):
-        for name in sorted(files):
-            h.update(name.encode())
-            with open(osp.join(dirpath, name), 'rb') as f:
-                h.update(f.read())
-    return h.hexdigest()
 
 
 def _words_desc(words):
@@ -296,13 +288,14 @@ def test_deterministic_under_seed(tmp_path):
     generate_gres_dataset(str(tmp_path / 'c'), seed=2, **TINY)
     generate_gres_dataset(str(tmp_path / 'd'), seed=1,
                           target_mix={'multi': 1}, **TINY)
-    assert _digest(tmp_path / 'a') == _digest(tmp_path / 'b')
-    assert _digest(tmp_path / 'a') != _digest(tmp_path / 'c')
-    assert _digest(tmp_path / 'a') != _digest(tmp_path / 'd')
+    assert tree_digest(tmp_path / 'a') == tree_digest(tmp_path / 'b')
+    assert tree_digest(tmp_path / 'a') != tree_digest(tmp_path / 'c')
+    assert tree_digest(tmp_path / 'a') != tree_digest(tmp_path / 'd')
     # same scenes and images as the REFER variant of the same seed
     generate_refer_dataset(str(tmp_path / 'r'), seed=1, **TINY)
     img = osp.join('images', 'mscoco', 'images', 'train2014')
-    assert _digest(tmp_path / 'a' / img) == _digest(tmp_path / 'r' / img)
+    assert tree_digest(tmp_path / 'a' / img) == \
+        tree_digest(tmp_path / 'r' / img)
     assert a['annotations'] == len(json.load(open(
         tmp_path / 'r' / 'refsynth' / 'instances.json'))['annotations'])
 

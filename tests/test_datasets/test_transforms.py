@@ -13,7 +13,7 @@ from projects.magnet.datasets.transforms import (
     get_tokenizer,
 )
 
-from .utils import TOKENIZER_DIR
+from .utils import TOKENIZER_DIR, uncompressed_rle
 
 CLS, SEP, UNK = 101, 102, 100
 
@@ -53,15 +53,8 @@ def test_rle_compressed_uncompressed_and_crowd():
     np.testing.assert_array_equal(decode_refer_mask(rle, 23, 31), m)
     as_json = dict(rle, counts=rle['counts'].decode())  # str counts (JSON)
     np.testing.assert_array_equal(decode_refer_mask(as_json, 23, 31), m)
-    flat = m.ravel(order='F')
-    runs, cur, n = [], 0, 0
-    for v in flat:
-        if v != cur:
-            runs.append(n)
-            cur, n = v, 0
-        n += 1
-    runs.append(n)
-    crowd = dict(counts=runs, size=[23, 31])  # COCO iscrowd=1 form
+    # the COCO iscrowd=1 form
+    crowd = dict(counts=uncompressed_rle(m), size=[23, 31])
     np.testing.assert_array_equal(decode_refer_mask(crowd, 23, 31), m)
 
 

@@ -4,6 +4,9 @@ import json
 import os
 import os.path as osp
 import pickle
+from typing import List
+
+import numpy as np
 
 # BERT-uncased WordPiece tokenizer shipped in a pip package (no network).
 TOKENIZER_DIR = osp.join(
@@ -12,16 +15,40 @@ TOKENIZER_DIR = osp.join(
 
 
 def write_refer(root, refs, images, annotations, dataset='handmade',
-                split_by='unc'):
-    """Write a refs pickle (protocol 2, like REFER) and an instances.json."""
+                split_by='unc', refs_name='refs', fmt='pickle'):
+    """Write ``<refs_name>(<split_by>).p`` (``fmt='pickle'``: protocol 2,
+    like REFER) or ``.json`` (``fmt='json'``) and an instances.json in
+    ``root/dataset``; the folder."""
     folder = osp.join(root, dataset)
     os.makedirs(folder, exist_ok=True)
-    with open(osp.join(folder, f'refs({split_by}).p'), 'wb') as f:
-        pickle.dump(refs, f, protocol=2)
+    if fmt == 'json':
+        with open(osp.join(folder, f'{refs_name}({split_by}).json'),
+                  'w') as f:
+            json.dump(refs, f)
+    else:
+        with open(osp.join(folder, f'{refs_name}({split_by}).p'), 'wb') as f:
+            pickle.dump(refs, f, protocol=2)
     with open(osp.join(folder, 'instances.json'), 'w') as f:
         json.dump(dict(images=images, annotations=annotations,
                        categories=[dict(id=1, name='thing')]), f)
     return folder
+
+
+def uncompressed_rle(mask: np.ndarray) -> List[int]:
+    """COCO uncompressed RLE counts (the ``iscrowd=1`` form) of an (H, W)
+    mask: run lengths of the column-major (Fortran order) flattened mask,
+    alternating 0-runs and 1-runs and starting with a (possibly empty) run
+    of zeros. Written out here: pycocotools encodes only the compressed
+    form, and the tests check that decoding against this one."""
+    flat = mask.ravel(order='F').astype(bool).tolist()
+    counts, current, run = [], False, 0
+    for value in flat:
+        if value != current:
+            counts.append(run)
+            current, run = value, 0
+        run += 1
+    counts.append(run)
+    return counts
 
 
 def make_ref(ref_id, ann_id, image_id, split, sentences):

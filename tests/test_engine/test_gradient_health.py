@@ -239,14 +239,12 @@ def test_every_trainable_parameter_trains_paper_configs(path):
 # -------------------------------------------------------------------------
 def _runner(tmp_path, model, **hook):
     from mmengine.runner import Runner
+
+    from .toy import toy_dataloader
     return Runner(
         model=model,
         work_dir=str(tmp_path),
-        train_dataloader=dict(
-            dataset=dict(type='ToyEngineDataset', n=16),
-            sampler=dict(type='InfiniteSampler', shuffle=True),
-            batch_size=4, num_workers=0,
-            collate_fn=dict(type='default_collate')),
+        train_dataloader=toy_dataloader(),
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=6),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         default_hooks=dict(

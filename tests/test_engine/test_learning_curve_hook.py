@@ -12,20 +12,16 @@ from PIL import Image
 from projects.magnet.engine import LearningCurveHook, plot_learning_curve
 from projects.magnet.engine import time_budget_loop
 
-from .toy import FakeClock, ToyModel
+from .toy import FakeClock, ToyModel, toy_dataloader
 
 
 def make_runner(tmp_path, model, train_cfg, hook):
     from mmengine.runner import Runner
-    loader = dict(dataset=dict(type='ToyEngineDataset', n=16),
-                  sampler=dict(type='DefaultSampler', shuffle=False),
-                  batch_size=4, num_workers=0,
-                  collate_fn=dict(type='default_collate'))
+    loader = toy_dataloader('DefaultSampler', shuffle=False)
     return Runner(
         model=model,
         work_dir=str(tmp_path),
-        train_dataloader=dict(
-            loader, sampler=dict(type='InfiniteSampler', shuffle=True)),
+        train_dataloader=toy_dataloader(),
         val_dataloader=loader,
         val_evaluator=dict(type='ToyEngineMetric'),
         val_cfg=dict(type='ValLoop'),

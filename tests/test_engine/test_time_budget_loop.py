@@ -10,7 +10,7 @@ from projects.magnet.engine import time_budget_loop
 from projects.magnet.engine.time_budget_loop import (CALIBRATED_KEY,
                                                      rescale_schedulers)
 
-from .toy import FakeClock, ToyModel
+from .toy import FakeClock, ToyModel, toy_dataloader
 
 
 def make_runner(tmp_path, model, max_time, max_iters=1000, warmup=2,
@@ -19,12 +19,7 @@ def make_runner(tmp_path, model, max_time, max_iters=1000, warmup=2,
     return Runner(
         model=model,
         work_dir=str(tmp_path),
-        train_dataloader=dict(
-            dataset=dict(type='ToyEngineDataset', n=16),
-            sampler=dict(type='InfiniteSampler', shuffle=True),
-            batch_size=4,
-            num_workers=0,
-            collate_fn=dict(type='default_collate')),
+        train_dataloader=toy_dataloader(),
         train_cfg=dict(
             dict(type='TimeBudgetTrainLoop', max_time=max_time,
                  max_iters=max_iters, calibrate_iters=5, skip_iters=1),

@@ -10,6 +10,16 @@ from mmseg.registry import DATASETS, METRICS
 from torch.utils.data import Dataset
 
 
+def toy_dataloader(sampler: str = 'InfiniteSampler',
+                   shuffle: bool = True) -> dict:
+    """Dataloader config of the 16 :class:`ToyEngineDataset` items in
+    batches of 4 (a training loader by default)."""
+    return dict(dataset=dict(type='ToyEngineDataset', n=16),
+                sampler=dict(type=sampler, shuffle=shuffle),
+                batch_size=4, num_workers=0,
+                collate_fn=dict(type='default_collate'))
+
+
 class FakeClock:
     """``time.perf_counter`` stand-in: advances only when told."""
 

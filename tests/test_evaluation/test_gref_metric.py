@@ -15,6 +15,8 @@ from projects.magnet.evaluation import GRefSegMetric
 from projects.magnet.evaluation import gref_metric as metric_module
 from projects.magnet.utils.errors import UserError
 
+from .utils import capture_print_log
+
 KEYS = ['gIoU', 'cIoU', 'T_acc', 'N_acc', 'Pr@0.7', 'Pr@0.8', 'Pr@0.9']
 NAME = r'x\.jpg ref_id=3 sent_id=4: '
 
@@ -59,10 +61,7 @@ def _check(res: dict, **expected) -> None:
 
 @pytest.fixture
 def logs(monkeypatch) -> list:
-    messages = []
-    monkeypatch.setattr(metric_module, 'print_log',
-                        lambda msg, **kwargs: messages.append(msg))
-    return messages
+    return capture_print_log(monkeypatch, metric_module)
 
 
 def _pr(res):

@@ -13,6 +13,8 @@ import projects.magnet  # noqa: F401  (registers the metric)
 from projects.magnet.evaluation import RefSegMetric
 from projects.magnet.evaluation import refseg_metric as metric_module
 
+from .utils import capture_print_log
+
 NAME = r'x\.jpg ref_id=3 sent_id=4: '
 KEYS = ('oIoU', 'mIoU', 'Pr@0.5', 'Pr@0.6', 'Pr@0.7', 'Pr@0.8', 'Pr@0.9')
 
@@ -35,10 +37,7 @@ def _process(*samples, **kwargs) -> RefSegMetric:
 
 @pytest.fixture
 def logs(monkeypatch) -> list:
-    messages = []
-    monkeypatch.setattr(metric_module, 'print_log',
-                        lambda msg, **kwargs: messages.append(msg))
-    return messages
+    return capture_print_log(monkeypatch, metric_module)
 
 
 ONES = np.ones((4, 4), np.int64)

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import math
-from typing import List
 
 import numpy as np
 from hypothesis import assume, given
@@ -27,6 +26,8 @@ from matplotlib.path import Path
 from pycocotools import mask as mask_utils
 
 from projects.magnet.datasets.transforms import decode_refer_mask
+
+from ..test_datasets.utils import uncompressed_rle
 
 #: max distance (px) from a disagreeing pixel centre to the polygon
 #: boundary (pycocotools' 5x supersampling errs by ~0.2 px)
@@ -143,21 +144,6 @@ def test_polygons_of_one_object_keep_pixels_covered_once(data, size, count):
     np.testing.assert_array_equal(out, (singles == 1).astype(np.uint8))
 
 
-def _uncompressed_rle(mask: np.ndarray) -> List[int]:
-    """COCO uncompressed RLE counts: run lengths of the column-major
-    (Fortran order) flattened mask, alternating 0-runs and 1-runs and
-    starting with a (possibly empty) run of zeros."""
-    flat = mask.ravel(order='F').astype(bool).tolist()
-    counts, current, run = [], False, 0
-    for value in flat:
-        if value != current:
-            counts.append(run)
-            current, run = value, 0
-        run += 1
-    counts.append(run)
-    return counts
-
-
 #: binary masks from 1x1 to 24x24 (all-0 and all-1 ones included)
 MASKS = hnp.array_shapes(min_dims=2, max_dims=2, max_side=24).flatmap(
     lambda shape: hnp.arrays(np.uint8, shape, elements=st.integers(0, 1)))
@@ -165,16 +151,16 @@ MASKS = hnp.array_shapes(min_dims=2, max_dims=2, max_side=24).flatmap(
 
 def test_own_rle_encoder_on_known_masks():
     """The test's encoder itself, on hand-checked masks."""
-    assert _uncompressed_rle(np.zeros((2, 3), np.uint8)) == [6]
-    assert _uncompressed_rle(np.ones((2, 3), np.uint8)) == [0, 6]
+    assert uncompressed_rle(np.zeros((2, 3), np.uint8)) == [6]
+    assert uncompressed_rle(np.ones((2, 3), np.uint8)) == [0, 6]
     m = np.array([[0, 1, 1], [1, 0, 1]], np.uint8)  # F order: 0 1 1 0 1 1
-    assert _uncompressed_rle(m) == [1, 2, 1, 2]
+    assert uncompressed_rle(m) == [1, 2, 1, 2]
 
 
 @given(mask=MASKS)
 def test_uncompressed_rle_decodes_exactly(mask):
     height, width = mask.shape
-    counts = _uncompressed_rle(mask)
+    counts = uncompressed_rle(mask)
     assert sum(counts) == mask.size
     out = decode_refer_mask(dict(counts=counts, size=[height, width]),
                             height, width)
@@ -199,7 +185,7 @@ def test_list_of_rles_keeps_pixels_covered_once(data, size, count):
     masks = [data.draw(hnp.arrays(np.uint8, (height, width),
                                   elements=st.integers(0, 1)))
              for _ in range(count)]
-    rles = [dict(counts=_uncompressed_rle(m), size=[height, width])
+    rles = [dict(counts=uncompressed_rle(m), size=[height, width])
             if i % 2 else mask_utils.encode(np.asfortranarray(m))
             for i, m in enumerate(masks)]
     expected = (sum(m.astype(int) for m in masks) == 1).astype(np.uint8)

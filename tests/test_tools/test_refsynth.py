@@ -1,7 +1,5 @@
 """The synthetic REFER dataset generator."""
-import hashlib
 import json
-import os
 import os.path as osp
 
 import numpy as np
@@ -23,21 +21,12 @@ from projects.magnet.datasets.refsynth import (
 from projects.magnet.datasets.transforms import decode_refer_mask
 
 from ..conftest import load_tool
+from ..conftest import tree_digest as _digest
 
 cli_main = load_tool('tools/dataset_converters/generate_refer_dataset.py').main
 
 TINY = dict(num_train_images=4, num_val_images=2, num_test_images=2,
             img_size=48, progress=False)
-
-
-def _digest(root):
-    h = hashlib.sha256()
-    for dirpath, _, files in sorted(os.walk(root)):
-        for name in sorted(files):
-            h.update(name.encode())
-            with open(osp.join(dirpath, name), 'rb') as f:
-                h.update(f.read())
-    return h.hexdigest()
 
 
 def test_deterministic_under_seed(tmp_path):

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from ..utils.errors import MissingKeyError, UserError
 
+from typing import Any, Dict
+
 __all__ = [
     'MetricConfigError', 'MetricArgumentError', 'SampleError',
-    'SampleKeyError'
+    'SampleKeyError', 'reject_unknown_arguments'
 ]
 
 
@@ -19,6 +21,19 @@ class MetricConfigError(UserError, ValueError):
 
 class MetricArgumentError(UserError, TypeError):
     """An argument the metric does not take, or of the wrong type."""
+
+
+def reject_unknown_arguments(metric: str, kwargs: Dict[str, Any],
+                             reports: str) -> None:
+    """Raise :class:`MetricArgumentError` if ``kwargs`` (the extra keyword
+    arguments of ``metric``'s constructor) hold anything but mmengine
+    ``BaseMetric``'s ``collect_dir``; ``reports`` says what the metric
+    always reports instead (mmseg metrics take options such as
+    ``iou_metrics`` these metrics do not have)."""
+    unknown = sorted(set(kwargs) - {'collect_dir'})
+    if unknown:
+        raise MetricArgumentError(
+            f'{metric} got unknown argument(s) {unknown}: {reports}')
 
 
 class SampleError(UserError, ValueError):

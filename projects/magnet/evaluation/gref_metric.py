@@ -17,8 +17,8 @@ from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 from mmseg.registry import METRICS
 
-from .errors import (MetricArgumentError, MetricConfigError, SampleError,
-                     SampleKeyError)
+from .errors import (MetricConfigError, SampleError, SampleKeyError,
+                     reject_unknown_arguments)
 from .gref_scores import gres_scores, no_target_counts
 from .refseg_metric import RefSegMetric
 from .refseg_scores import intersection_union
@@ -129,12 +129,9 @@ class GRefSegMetric(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
-        unknown = sorted(set(kwargs) - {'collect_dir'})
-        if unknown:
-            raise MetricArgumentError(
-                f'GRefSegMetric got unknown argument(s) {unknown}: it always '
-                'reports gIoU, cIoU, T_acc, N_acc and Pr@t for t in '
-                'iou_thrs')
+        reject_unknown_arguments(
+            'GRefSegMetric', kwargs, 'it always reports gIoU, cIoU, T_acc, '
+            'N_acc and Pr@t for t in iou_thrs')
         super().__init__(
             collect_device=collect_device, prefix=prefix, **kwargs)
         try:  # the same checks (numbers in [0, 1], distinct Pr@ names)

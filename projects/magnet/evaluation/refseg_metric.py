@@ -20,7 +20,7 @@ from mmseg.registry import METRICS
 
 from ..datasets.transforms.mask_loading import decode_refer_mask
 from .errors import (MetricArgumentError, MetricConfigError, SampleError,
-                     SampleKeyError)
+                     SampleKeyError, reject_unknown_arguments)
 from .refseg_scores import (intersection_union, length_bucket_names,
                             refseg_scores)
 
@@ -144,12 +144,10 @@ class RefSegMetric(BaseMetric):
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  **kwargs) -> None:
-        unknown = sorted(set(kwargs) - {'collect_dir'})
-        if unknown:
-            raise MetricArgumentError(
-                f'RefSegMetric got unknown argument(s) {unknown}: it always '
-                'reports oIoU, mIoU and Pr@t for t in iou_thrs (there is no '
-                'metric selection such as mmseg\'s iou_metrics)')
+        reject_unknown_arguments(
+            'RefSegMetric', kwargs, 'it always reports oIoU, mIoU and Pr@t '
+            'for t in iou_thrs (there is no metric selection such as '
+            'mmseg\'s iou_metrics)')
         super().__init__(
             collect_device=collect_device, prefix=prefix, **kwargs)
         self.iou_thrs = self._check_thrs(iou_thrs)

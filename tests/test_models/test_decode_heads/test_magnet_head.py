@@ -18,6 +18,7 @@ from projects.magnet.converters.official_head import (
 )
 
 from ...conftest import load_fullsize_keys
+from .utils import tiny_head
 
 
 def _head_cfg_from_fixture(cfg: dict) -> dict:
@@ -117,23 +118,6 @@ def test_fullsize_default_head_matches_official_keys():
     assert ours == {k: tuple(v.shape) for k, v in converted.items()}
 
 
-def _tiny_head(**kwargs):
-    cfg = magnet_head_cfg(
-        in_channels=[16, 24, 32, 40], strides=[4, 8, 16, 32],
-        feat_channels=32, mask_channels=32, hidden_channels=32, num_heads=4,
-        num_encoder_layers=1, encoder_ffn_channels=64, num_decoder_layers=4,
-        decoder_ffn_channels=64)
-    cfg['pixel_decoder']['norm_cfg'] = dict(type='GN', num_groups=8)
-    cfg.update(kwargs)
-    head = MODELS.build(cfg)
-    # training init of the sub-modules (MagNetHead.init_weights() itself is
-    # exercised once in test_shapes_batch2_non_square: mmengine logs every
-    # parameter there, which is slow)
-    head.pixel_decoder.init_weights()
-    head.transformer_decoder.init_weights()
-    return head
-
-
 def _rand_feats(bs, height, width, channels=(16, 24, 32, 40)):
     return [
         torch.randn(bs, c, -(-height // s), -(-width // s))
@@ -143,7 +127,7 @@ def _rand_feats(bs, height, width, channels=(16, 24, 32, 40)):
 
 def test_shapes_batch2_non_square():
     torch.manual_seed(0)
-    head = _tiny_head(num_queries=3).eval()
+    head = tiny_head(num_queries=3).eval()
     head.init_weights()
     with torch.no_grad():
         out = head(_rand_feats(2, 96, 160))
@@ -158,20 +142,20 @@ def test_shapes_batch2_non_square():
 
 def test_pixel_decoder_needs_the_stride4_level():
     with pytest.raises(ValueError, match='common_stride=8 must be the finest'):
-        _tiny_head(pixel_decoder=dict(type='MSDeformAttnPixelDecoder',
+        tiny_head(pixel_decoder=dict(type='MSDeformAttnPixelDecoder',
                                       common_stride=8))
 
 
 def test_nested_config_cannot_contradict_shared_widths():
     with pytest.raises(ValueError, match=r'pixel_decoder.feat_channels=48 '
                        r'differs from the head'):
-        _tiny_head(pixel_decoder=dict(type='MSDeformAttnPixelDecoder',
+        tiny_head(pixel_decoder=dict(type='MSDeformAttnPixelDecoder',
                                       feat_channels=48))
     with pytest.raises(ValueError, match='transformer_decoder.num_queries'):
-        _tiny_head(transformer_decoder=dict(type='MaskedAttentionDecoder',
+        tiny_head(transformer_decoder=dict(type='MaskedAttentionDecoder',
                                             num_queries=2))
     # the same value, or none, is fine; the head fills it in
-    head = _tiny_head(transformer_decoder=dict(
+    head = tiny_head(transformer_decoder=dict(
         type='MaskedAttentionDecoder', num_queries=1, hidden_channels=32,
         num_heads=4, num_layers=2, feedforward_channels=64))
     assert head.transformer_decoder.num_queries == 1
@@ -205,7 +189,7 @@ def _data_samples(bs, height, width, seed=0):
 @pytest.mark.parametrize('num_queries', [1, 2])
 def test_loss_finite_and_backward(point_sample_cfg, num_queries):
     torch.manual_seed(0)
-    head = _tiny_head(
+    head = tiny_head(
         num_queries=num_queries, point_sample_cfg=point_sample_cfg).train()
     losses = head.loss(_rand_feats(2, 64, 96), _data_samples(2, 64, 96), None)
     expected = {'loss_cls', 'loss_mask', 'loss_dice'}
@@ -231,7 +215,7 @@ def test_loss_finite_and_backward(point_sample_cfg, num_queries):
 
 def test_loss_ignores_ignored_pixels():
     torch.manual_seed(0)
-    head = _tiny_head(point_sample_cfg=None, loss_cls=None)
+    head = tiny_head(point_sample_cfg=None, loss_cls=None)
     mask_pred = torch.randn(2, 1, 16, 24, requires_grad=True)
     outputs = dict(
         pred_logits=torch.randn(2, 1, 2),
@@ -249,9 +233,9 @@ def test_dense_loss_at_gt_size_sees_sub_cell_boundaries():
     """The GT boundary lies inside stride-4 cells: at the mask resolution
     (nearest) it is lost, at the GT size the loss is lower for logits whose
     upsampled edge sits where the GT edge is."""
-    head_gt = _tiny_head(point_sample_cfg=None, loss_cls=None,
+    head_gt = tiny_head(point_sample_cfg=None, loss_cls=None,
                          dense_loss_at_gt_size=True)
-    head_small = _tiny_head(point_sample_cfg=None, loss_cls=None)
+    head_small = tiny_head(point_sample_cfg=None, loss_cls=None)
     gt = torch.zeros(1, 1, 32, 32, dtype=torch.long)
     gt[..., :, :14] = 1  # edge at x = 14, inside cell 3 (x 12..15)
     sample = SegDataSample()
@@ -281,7 +265,7 @@ def test_dense_loss_at_gt_size_sees_sub_cell_boundaries():
 
 def test_predict_shape_and_threshold_rule():
     torch.manual_seed(0)
-    head = _tiny_head().eval()
+    head = tiny_head().eval()
     feats = _rand_feats(2, 96, 160)
     metas = [dict(img_shape=(90, 150), pad_shape=(96, 160))] * 2
     with torch.no_grad():

@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
-from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from projects.magnet.converters.official_config import magnet_head_cfg
 from projects.magnet.models.decode_heads.no_target import no_target_score
 from projects.magnet.models.errors import (MissingSampleKeyError,
                                            ModelConfigError)
 from projects.magnet.utils.errors import InvalidInputError
+
+from .utils import tiny_head
 
 
 @pytest.fixture(autouse=True)
@@ -23,17 +23,7 @@ def _scope():
 
 
 def _head(**kwargs):
-    cfg = magnet_head_cfg(
-        in_channels=[16, 24, 32, 40], strides=[4, 8, 16, 32],
-        feat_channels=32, mask_channels=32, hidden_channels=32, num_heads=4,
-        num_encoder_layers=1, encoder_ffn_channels=64, num_decoder_layers=2,
-        decoder_ffn_channels=64)
-    cfg['pixel_decoder']['norm_cfg'] = dict(type='GN', num_groups=8)
-    cfg.update(kwargs)
-    head = MODELS.build(cfg)
-    head.pixel_decoder.init_weights()
-    head.transformer_decoder.init_weights()
-    return head
+    return tiny_head(num_decoder_layers=2, **kwargs)
 
 
 def _samples(no_target, hw=(32, 48), key=True):
