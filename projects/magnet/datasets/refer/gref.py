@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from mmengine.logging import print_log
 
-from .index import examples
+from .index import add_ref_items, examples
 from .schema import ReferFormatError
 
 __all__ = ['GREF_SPLITS', 'NO_TARGET', 'gref_join_problem',
@@ -112,16 +112,8 @@ def build_gref_items(refs: List[dict], images: dict, anns: dict,
             split_tag=split_tag,
             seg_fields=[],
             reduce_zero_label=False)
-        if per_sentence:
-            for sent in ref['sentences']:
-                item = dict(info, text=sent['raw'], sent_id=sent['sent_id'])
-                for key in sentence_keys:
-                    if key in sent:
-                        item[key] = sent[key]
-                data_list.append(item)
-        else:
-            info['sentences'] = ref['sentences']
-            data_list.append(info)
+        add_ref_items(data_list, info, ref['sentences'], per_sentence,
+                      sentence_keys)
     if only_crowd:
         print_log(
             f'{who}: {len(only_crowd)} refs of split tag "{split_tag}" refer '

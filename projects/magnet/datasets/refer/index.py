@@ -144,6 +144,25 @@ def check_split_joins(refs: List[dict], images: dict, anns: dict,
             f'"{split}" do not match {instances_file}: {examples(problems)}')
 
 
+def add_ref_items(data_list: List[dict], info: dict,
+                  sentences: List[dict], per_sentence: bool,
+                  sentence_keys: Sequence[str]) -> None:
+    """Append a ref's data items to ``data_list``: one per sentence
+    (``info`` plus ``text``, ``sent_id`` and the present
+    ``sentence_keys``) when ``per_sentence``, else ``info`` with all its
+    ``sentences``."""
+    if per_sentence:
+        for sent in sentences:
+            item = dict(info, text=sent['raw'], sent_id=sent['sent_id'])
+            for key in sentence_keys:
+                if key in sent:
+                    item[key] = sent[key]
+            data_list.append(item)
+    else:
+        info['sentences'] = sentences
+        data_list.append(info)
+
+
 def build_items(refs: List[dict], images: dict, anns: dict,
                 img_prefix: str, split_tag: str, per_sentence: bool,
                 sentence_keys: Sequence[str]) -> List[dict]:
@@ -165,16 +184,8 @@ def build_items(refs: List[dict], images: dict, anns: dict,
             split_tag=split_tag,
             seg_fields=[],
             reduce_zero_label=False)
-        if per_sentence:
-            for sent in ref['sentences']:
-                item = dict(info, text=sent['raw'], sent_id=sent['sent_id'])
-                for key in sentence_keys:
-                    if key in sent:
-                        item[key] = sent[key]
-                data_list.append(item)
-        else:
-            info['sentences'] = ref['sentences']
-            data_list.append(info)
+        add_ref_items(data_list, info, ref['sentences'], per_sentence,
+                      sentence_keys)
     return data_list
 
 
