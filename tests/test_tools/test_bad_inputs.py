@@ -14,10 +14,9 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from projects.magnet.utils import run_cli
-from projects.magnet.datasets.refsynth import generate_refer_dataset
 
 from ..conftest import (REPO_ROOT, load_tool,
-                        save_unconverted_official_checkpoint)
+                        save_unconverted_official_checkpoint, tiny_refer_data)
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'magnet',
                   'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
@@ -52,11 +51,7 @@ def _run(name, argv, capsys, monkeypatch):
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('refsynth'))
-    generate_refer_dataset(root, num_train_images=2, num_val_images=2,
-                           num_test_images=2, img_size=64, seed=1,
-                           progress=False)
-    return root
+    return tiny_refer_data(tmp_path_factory, 'refsynth', 2, 2, 2, seed=1)
 
 
 def _data_opts(root):

@@ -11,13 +11,12 @@ from PIL import Image
 
 from projects.magnet.apis import MagNetInferencer
 from projects.magnet.datasets import RefCOCODataset
-from projects.magnet.datasets.refsynth import generate_refer_dataset
 from projects.magnet.datasets.transforms import decode_refer_mask
 from projects.magnet.visualization import (EXPRESSION_COLORS,
                                            RefSegLocalVisualizer, blend_mask,
                                            mask_outline)
 
-from ..conftest import REPO_ROOT, load_tool
+from ..conftest import REPO_ROOT, load_tool, tiny_refer_data
 from ..test_apis import write_tiny_model
 
 DEMO = osp.join(REPO_ROOT, 'demo', 'image_demo.py')
@@ -147,11 +146,8 @@ def test_demo_bad_inputs_fail_with_clear_messages(tmp_path, capsys):
 # ------------------------------------------------------------ browse
 @pytest.fixture(scope='module')
 def refer_data(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('browse_refer'))
-    generate_refer_dataset(root, num_train_images=1, num_val_images=2,
-                           num_test_images=0, img_size=64, seed=11,
-                           progress=False)
-    return root
+    return tiny_refer_data(tmp_path_factory, 'browse_refer', 1, 2, 0,
+                           seed=11)
 
 
 def test_browse_dataset_writes_mask_and_sentences(refer_data, tmp_path,

@@ -12,6 +12,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,17 +93,23 @@ def test_train_scheduler_end_before_begin_before_the_runner(
     assert not (tmp_path / 'w').exists() or not os.listdir(tmp_path / 'w')
 
 
+def _bad_file(path: Path, kind: str, text: str = '') -> Path:
+    """``path`` made a folder (``kind='folder'``), an empty file
+    (``'empty'``) or a file holding ``text`` (any other kind)."""
+    if kind == 'folder':
+        path.mkdir()
+    else:
+        path.write_text('' if kind == 'empty' else text)
+    return path
+
+
 @pytest.mark.parametrize('kind, needle', [
     ('folder', 'is a folder; expected a file'),
     ('empty', 'an empty file'),
 ])
 def test_test_checkpoint_folder_or_empty_before_the_config(
         kind, needle, tmp_path, capsys, monkeypatch):
-    ckpt = tmp_path / 'ckpt.pth'
-    if kind == 'folder':
-        ckpt.mkdir()
-    else:
-        ckpt.write_bytes(b'')
+    ckpt = _bad_file(tmp_path / 'ckpt.pth', kind)
     code = _run('tools/test.py', [NEVER_READ, ckpt], monkeypatch)
     _one_error(capsys, code, str(ckpt), needle)
 
@@ -123,11 +130,7 @@ def test_test_empty_show_dir(tmp_path, capsys, monkeypatch):
 ])
 def test_demo_image_refused_before_the_config_is_read(kind, needle,
                                                       tmp_path, capsys):
-    path = tmp_path / 'in.png'
-    if kind == 'folder':
-        path.mkdir()
-    else:
-        path.write_text('' if kind == 'empty' else 'not an image')
+    path = _bad_file(tmp_path / 'in.png', kind, 'not an image')
     demo = load_tool('demo/image_demo.py')
     code = demo.main([str(path), 'the cat', '--config', NEVER_READ,
                       '--out-file', str(tmp_path / 'o.png')])
@@ -150,11 +153,7 @@ def unbuildable_config(tmp_path):
 ])
 def test_demo_checkpoint_refused_before_the_model_build(
         kind, needle, image, unbuildable_config, tmp_path, capsys):
-    ckpt = tmp_path / 'w.pth'
-    if kind == 'folder':
-        ckpt.mkdir()
-    else:
-        ckpt.write_text('' if kind == 'empty' else '<html>not found</html>')
+    ckpt = _bad_file(tmp_path / 'w.pth', kind, '<html>not found</html>')
     demo = load_tool('demo/image_demo.py')
     code = demo.main([image, 'the cat', '--checkpoint', str(ckpt),
                       '--config', unbuildable_config,

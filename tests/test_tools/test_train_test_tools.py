@@ -12,9 +12,8 @@ import pytest
 import torch
 
 from projects.magnet.compat import load_weights
-from projects.magnet.datasets.refsynth import generate_refer_dataset
 
-from ..conftest import REPO_ROOT
+from ..conftest import REPO_ROOT, tiny_refer_data
 
 CONFIG = osp.join(REPO_ROOT, 'configs', 'magnet',
                   'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-128x128.py')
@@ -52,11 +51,7 @@ def _run(args):
 
 @pytest.fixture(scope='module')
 def tiny_data(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('refsynth'))
-    generate_refer_dataset(root, num_train_images=4, num_val_images=2,
-                           num_test_images=2, img_size=64, seed=3,
-                           progress=False)
-    return root
+    return tiny_refer_data(tmp_path_factory, 'refsynth', 4, 2, 2, seed=3)
 
 
 def test_train_then_test_then_resume(tiny_data, tmp_path):

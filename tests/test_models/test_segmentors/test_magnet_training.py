@@ -6,13 +6,10 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from ...conftest import load_tool, make_data_samples, tiny_magnet_cfg
+from .utils import CAL, MG
 
 masked_token_logits = load_tool(
     '.dev_scripts/probe_mask_grounding.py').masked_token_logits
-
-MG = dict(type='MaskGroundingHead', text_channels=32, visual_channels=128,
-          num_heads=2)
-CAL = dict(type='CrossModalAlignmentLoss')
 
 
 @pytest.fixture(autouse=True)

@@ -15,11 +15,7 @@ from projects.magnet.engine import check_gradients, random_training_batch
 from projects.magnet.models.errors import ModelConfigError
 
 from ...conftest import tiny_magnet_cfg
-
-MG = dict(type='MaskGroundingHead', text_channels=32, visual_channels=128,
-          num_heads=2)
-CAL = dict(type='CrossModalAlignmentLoss')
-
+from .utils import CAL, MG
 
 @pytest.fixture(autouse=True)
 def _scope():
