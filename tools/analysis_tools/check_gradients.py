@@ -146,11 +146,16 @@ def random_batches(args, cfg, model):
     shape = tuple(args.shape) if args.shape else config_shape(cfg)
     tokens = args.num_tokens or int(cfg.get('max_tokens', 20))
     vocab = vocab_size(model)
+    # a model with a no-target decision (GRES) gets no-target samples too
+    mixed = 2 if getattr(getattr(model, 'decode_head', None), 'no_target',
+                         None) else 0
     desc = (f'random inputs ({args.batch} x 3 x {shape[0]} x {shape[1]}, '
-            f'{tokens} token slots)')
+            f'{tokens} token slots' +
+            (', every 2nd sample without a target)' if mixed else ')'))
     return desc, [
         random_training_batch(args.batch, shape, tokens, vocab,
-                              seed=args.seed + i) for i in range(args.steps)
+                              seed=args.seed + i, no_target_every=mixed)
+        for i in range(args.steps)
     ]
 
 

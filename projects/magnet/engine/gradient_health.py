@@ -195,13 +195,20 @@ def random_training_batch(batch: int = 2,
                           shape: Sequence[int] = (128, 128),
                           num_tokens: int = 20,
                           vocab_size: int = 30522,
-                          seed: int = 0) -> Dict[str, Any]:
+                          seed: int = 0,
+                          no_target_every: int = 0) -> Dict[str, Any]:
     """A training batch never seen by any dataset, as a dataloader gives it
     to ``model.train_step``: uint8 images (3, H, W) and data samples with a
     tokenised expression (``[CLS]`` words ``[SEP]`` then padding, 3 to
     ``num_tokens`` real slots, word ids drawn from the vocabulary above the
     special tokens) and a random ellipse as the ground-truth mask (always
-    some foreground and some background)."""
+    some foreground and some background).
+
+    Every sample carries metainfo ``no_target`` (what a GRES dataset
+    gives). With ``no_target_every=k > 0``, samples ``k-1, 2k-1, ...`` are
+    no-target expressions (empty mask, ``no_target=True``); sample 0 always
+    has a target, so a model with a no-target decision trains both its
+    decision and its masks on one batch."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     gen = np.random.default_rng(seed)
@@ -219,9 +226,13 @@ def random_training_batch(batch: int = 2,
         cy, cx = gen.uniform(0.25, 0.75, 2) * (h, w)
         ry, rx = gen.uniform(0.1, 0.3, 2) * (h, w)
         gt = (((yy - cy) / ry)**2 + ((xx - cx) / rx)**2 <= 1)
+        no_target = no_target_every > 0 and \
+            i % no_target_every == no_target_every - 1 and i > 0
+        if no_target:
+            gt[:] = False
         sample = SegDataSample(metainfo=dict(
             img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-            input_ids=ids, attention_mask=mask,
+            input_ids=ids, attention_mask=mask, no_target=bool(no_target),
             text=f'random expression {i}'))
         sample.gt_sem_seg = PixelData(
             data=torch.from_numpy(gt[None].astype(np.int64)))
