@@ -135,7 +135,7 @@ HARNESS_NOTES = [
     "test.py cannot be imported (module-level torchvision/transforms/utils "
     "imports): the harness extracts class WrapperModel verbatim from "
     "(patched) test.py with ast and execs it with torch/nn/F only.",
-    "test.py main() is replicated in tools/analysis_tools/"
+    "test.py main() is replicated in .dev_scripts/"
     "make_official_fixture.py build_model(): lavt(pretrained='', "
     "args).backbone, MultiModalBert(BertConfig(...), "
     "embed_dim=backbone.embed_dim, ...) instead of from_pretrained(hub "

@@ -126,9 +126,7 @@ def write_readme(path, cfg, command, sizes):
         ' does (see `harness_notes`), randomises the weights, makes seeded '
         'inputs and records outputs and intermediates with forward hooks and'
         ' method wrappers around the unmodified official forward. '
-        + cfg['_isa_note'] + ' With the sizes of the shared fixture '
-        '(`shared/reference/official_tiny`) the same tool reproduces that '
-        'fixture exactly (state_dict, inputs and outputs bit-identical).',
+        + cfg['_isa_note'],
         '',
         '## Files',
         '',
@@ -234,8 +232,9 @@ def write_readme(path, cfg, command, sizes):
         'sigmoid(upsampled pred_masks); pred_logits do not affect prob.',
         '- MultiModalBert.forward_pwamK is called with the BERT *extended* '
         'attention mask (0 for real tokens, -10000 for padding), not the 0/1'
-        ' mask; see the spec and the README of the shared fixture for the '
-        'arithmetic this implies.',
+        ' mask (the language-side fusion multiplies features by it: '
+        '`projects/magnet/models/language/bert_encoder.py`, '
+        '`ADDITIVE_MASK_VALUE`).',
         '- Unused by the forward (no gradient reaches any output): see '
         '`train_mode_check.params_without_grad_after_backward` in '
         'config.json.',

@@ -163,3 +163,32 @@ def test_unsafe_or_missing_pickle(tmp_path, capsys):
         1, f'error: refs pickle not found: {tmp_path}/refs(umd).p\n')
     with pytest.raises(SystemExit):
         refs_to_json.main([src, src, '--out', 'x.json'])
+
+
+def test_every_output_is_checked_before_any_conversion(tmp_path, capsys):
+    """With several pickles, an output that would be refused (here: it
+    exists, no --force) stops the run before the first file is converted:
+    nothing is half done."""
+    refs = [make_ref(1, 10, 1, 'val', [('a thing', 1)])]
+    first = write_refs(str(tmp_path / 'a'), refs)
+    second = write_refs(str(tmp_path / 'b'), refs)
+    taken = osp.join(osp.dirname(second), 'refs(unc).json')
+    with open(taken, 'w') as f:
+        f.write('[]')
+    status, printed, err = _cli([first, second], capsys)
+    assert status == 1 and printed == ''
+    assert err.strip() == (f'error: {taken} exists (pass --force to '
+                           'overwrite it)')
+    assert not osp.exists(osp.join(osp.dirname(first), 'refs(unc).json'))
+    with open(taken) as f:
+        assert f.read() == '[]'
+    # --force converts both; the output is readable by others (umask)
+    status, printed, _ = _cli([first, second, '--force'], capsys)
+    assert status == 0 and len(json.load(open(taken))) == 1
+    assert os.stat(taken).st_mode & 0o044 == 0o044 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -84,3 +84,32 @@ def test_unreadable_configs_name_the_file(tmp_path):
     with pytest.raises(ConfigFileError,
                        match=f'{bad_base}: cannot be read as a config'):
         load_config(str(bad_base))
+
+
+def test_custom_imports_missing_module_is_a_config_error(tmp_path):
+    """A config naming a module that does not exist is the config's
+    mistake (one error line); an import failing *inside* an existing
+    module is a bug and keeps its type (a traceback under run_cli)."""
+    import sys
+
+    from projects.magnet.utils import UserError
+    from projects.magnet.utils.config_check import ConfigFileError
+    from projects.magnet.utils.config_check import load_config as read
+    cfg = tmp_path / 'missing.py'
+    cfg.write_text("custom_imports = dict(imports=['nosuch_pkg_xyz.mod'], "
+                   "allow_failed_imports=False)\n")
+    with pytest.raises(ConfigFileError, match='nosuch_pkg_xyz'):
+        read(str(cfg))
+    pkg = tmp_path / 'buggy_mod_xyz.py'
+    pkg.write_text('import dependency_that_is_missing_xyz\n')
+    cfg = tmp_path / 'buggy.py'
+    cfg.write_text("custom_imports = dict(imports=['buggy_mod_xyz'], "
+                   "allow_failed_imports=False)\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(ImportError) as err:
+            read(str(cfg))
+        assert not isinstance(err.value, UserError)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop('buggy_mod_xyz', None)

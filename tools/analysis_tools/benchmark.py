@@ -72,6 +72,7 @@ from projects.magnet.engine import benchmarking as B  # noqa: E402
 from projects.magnet.engine.benchmarking import apply_switches  # noqa: E402
 from projects.magnet.utils.errors import (  # noqa: E402
     InputFileError, InvalidInputError)
+from projects.magnet.utils.output_files import check_input_file  # noqa: E402
 
 MODES = ('inference', 'train', 'memory')
 #: ``--repeat`` when not given
@@ -123,6 +124,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             f'CHECKPOINT {args.checkpoint}: --mode {args.mode} builds the '
             'model with random weights; a checkpoint is timed by --mode '
             'inference only')
+    if args.checkpoint:  # missing, a folder, empty: before any work
+        check_input_file(args.checkpoint, 'checkpoint file')
     if args.repeat is None:
         args.repeat = REPEAT.get(args.mode, 1)
     if args.repeat < 1:

@@ -24,10 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import os.path as osp
 import sys
-import tempfile
 from typing import Any, Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -37,7 +35,7 @@ if ROOT not in sys.path:
 from projects.magnet.utils import (  # noqa: E402
     JSON_EXTENSIONS, check_output_file, run_cli)
 from projects.magnet.utils.output_files import (  # noqa: E402
-    check_input_file)
+    atomic_write, check_input_file)
 from projects.magnet.utils.errors import (  # noqa: E402
     InvalidInputError, OutputPathError, UserError)
 
@@ -91,30 +89,21 @@ def default_output(src: str) -> str:
 def write_refs_json(refs: List[Any], dst: str) -> None:
     """Write ``refs`` as a JSON array, one ref per line, atomically (a
     temporary file in the same folder, then renamed)."""
-    folder = osp.dirname(osp.abspath(dst))
-    fd, tmp = tempfile.mkstemp(prefix='.refs_', suffix='.json', dir=folder)
-    try:
-        with os.fdopen(fd, 'w', encoding='ascii') as f:
-            f.write('[')
-            for i, ref in enumerate(refs):
-                f.write(',\n' if i else '\n')
-                f.write(json.dumps(ref, allow_nan=False, ensure_ascii=True,
-                                   separators=(',', ':')))
-            f.write('\n]\n')
-        os.replace(tmp, dst)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(dst, 'w') as f:
+        f.write('[')
+        for i, ref in enumerate(refs):
+            f.write(',\n' if i else '\n')
+            f.write(json.dumps(ref, allow_nan=False, ensure_ascii=True,
+                               separators=(',', ':')))
+        f.write('\n]\n')
 
 
-def convert(src: str, dst: Optional[str] = None,
-            force: bool = False) -> Dict[str, Any]:
-    """Convert one refs pickle; returns ``dict(src, dst, protocol, python2,
-    splits={split: dict(refs, sentences, images)})``."""
-    from projects.magnet.datasets.refcoco import ReferFormatError, split_counts
-    from projects.magnet.datasets.refer_pickle import (inspect_refer_pickle,
-                                                       load_refer_pickle)
+def check_paths(src: str, dst: Optional[str] = None,
+                force: bool = False) -> str:
+    """Refuse, before any conversion, an input that is JSON already,
+    missing, a folder or empty, and an output that is a folder, under a
+    file, not ``.json``, unwritable, the input, or existing without
+    ``force``; return the output path."""
     if src.endswith('.json'):
         raise InvalidInputError(
             f'{src} is already JSON (give the refs pickle)')
@@ -125,6 +114,17 @@ def convert(src: str, dst: Optional[str] = None,
     if osp.exists(dst) and not force:
         raise OutputPathError(
             f'{dst} exists (pass --force to overwrite it)')
+    return dst
+
+
+def convert(src: str, dst: Optional[str] = None,
+            force: bool = False) -> Dict[str, Any]:
+    """Convert one refs pickle; returns ``dict(src, dst, protocol, python2,
+    splits={split: dict(refs, sentences, images)})``."""
+    from projects.magnet.datasets.refcoco import ReferFormatError, split_counts
+    from projects.magnet.datasets.refer_pickle import (inspect_refer_pickle,
+                                                       load_refer_pickle)
+    dst = check_paths(src, dst, force)
     info = inspect_refer_pickle(src)
     refs = load_refer_pickle(src)
     if not isinstance(refs, list):
@@ -177,6 +177,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    for src in args.refs:  # every input and output, before converting any
+        check_paths(src, args.out, args.force)
     for src in args.refs:
         for line in summary_lines(convert(src, args.out, args.force)):
             print(line)

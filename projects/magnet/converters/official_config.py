@@ -90,7 +90,7 @@ def model_cfg_from_official_args(args: Mapping[str, Any]) -> Dict:
     Args:
         args (Mapping): With ``swin``, ``bert``, ``multimodal_bert``,
             ``wrapper`` and ``head`` sections (see
-            ``shared/reference/official_tiny/config.json``).
+            ``tests/data/official_small/config.json``).
     """
     swin, bert = args['swin'], args['bert']
     mmb, head = args['multimodal_bert'], args['head']

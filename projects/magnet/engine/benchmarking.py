@@ -98,11 +98,18 @@ def build_model(config, checkpoint: Optional[str] = None,
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None):
-    """``Config.fromfile(path)`` with ``--cfg-options`` merged in."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
+    """The config at ``path`` with ``--cfg-options`` merged in, checked as
+    ``tools/train.py`` checks it (a missing or unreadable file, an option
+    that replaces a dict, a value of the wrong type: one ``UserError``
+    naming the file or the key)."""
+    from ..utils.config_check import (check_config_values,
+                                      check_option_shapes)
+    from ..utils.config_check import load_config as read_config
+    cfg = read_config(path)
     if cfg_options:
+        check_option_shapes(cfg, cfg_options, path)
         cfg.merge_from_dict(cfg_options)
+    check_config_values(cfg, path, cfg_options)
     return cfg
 
 

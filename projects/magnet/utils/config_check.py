@@ -109,7 +109,10 @@ def load_config(path: str):
     if not osp.isfile(path):
         raise InputFileNotFoundError(f'config file not found: {path}')
     try:
-        return Config.fromfile(path)
+        # the file's own content only: custom_imports (project code) are
+        # imported below, outside this try, so that a bug there keeps its
+        # traceback instead of reading as a config mistake
+        cfg = Config.fromfile(path, import_custom_modules=False)
     except SyntaxError as err:
         where = f'line {err.lineno}' if err.lineno else 'somewhere'
         raise ConfigFileError(
@@ -122,6 +125,28 @@ def load_config(path: str):
         raise ConfigFileError(
             f'{path}: cannot be read as a config ({type(err).__name__}: '
             f'{err})') from err
+    custom = cfg.get('custom_imports', None)
+    if custom:
+        from mmengine.utils import import_modules_from_strings
+        try:
+            import_modules_from_strings(**custom)
+        except ImportError as err:
+            # mmengine re-raises as "Failed to import X": the cause says
+            # which module was missing. Only a listed module (or a parent
+            # package of one) that does not exist is the config's mistake;
+            # an import failing inside it is a bug and keeps its traceback
+            cause = err.__cause__ or err.__context__ or err
+            missing = getattr(cause, 'name', None)
+            names = custom.get('imports', [])
+            names = [names] if isinstance(names, str) else list(names)
+            if not missing or not any(
+                    n == missing or n.startswith(f'{missing}.')
+                    for n in names):
+                raise
+            raise ConfigFileError(
+                f'{path}: custom_imports names a module that cannot be '
+                f'found: {missing}') from err
+    return cfg
 
 
 #: Expected types of config values, by dotted key (``*`` = every item of a

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 import os.path as osp
 import pickle
 from typing import Dict, List, Tuple
@@ -113,6 +114,12 @@ def prepare_output(out_dir: str, dataset_name: str) -> Tuple[str, str]:
     ann_dir = osp.join(out_dir, dataset_name)
     check_output_dir(img_dir, what='dataset image folder')
     check_output_dir(ann_dir, what='dataset annotation folder')
+    # the settings stamp of a dataset about to be overwritten goes first
+    # (and is written last): an interrupted run leaves no stamp that would
+    # vouch for a mix of old and new files
+    stamp = osp.join(ann_dir, GENERATOR_FILE)
+    if osp.exists(stamp):
+        os.remove(stamp)
     return img_dir, ann_dir
 
 

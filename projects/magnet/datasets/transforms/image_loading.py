@@ -27,6 +27,9 @@ from typing import Optional, Tuple
 
 import mmcv
 import mmengine.fileio as fileio
+# imported here, not in the decoder's try: a changed mmcv must fail loudly,
+# not read as a corrupt image
+from mmcv.image.io import _pillow2array
 import numpy as np
 from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmengine.logging import print_log
@@ -60,7 +63,6 @@ def _pillow_decode(content: bytes, flag: str, where: str,
         tuple: (h, w[, 3]) uint8 BGR array, and the (H, W) of the file
         (after the EXIF rotation ``flag`` asks for).
     """
-    from mmcv.image.io import _pillow2array
     from PIL import Image, ImageFile, ImageOps
     with io.BytesIO(content) as buff, Image.open(buff) as pil:
         fmt = pil.format
