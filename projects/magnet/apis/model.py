@@ -99,10 +99,9 @@ def build_model(model_cfg: dict, source: str) -> torch.nn.Module:
     :class:`~projects.magnet.models.errors.ModelConfigError` for widths
     that do not fit) is already a ``UserError`` and passes unchanged. As
     ``compat/runner_setup.build_runner`` does for the Runner, an argument a
-    component does not take, a type the registry does not know, or another
-    ``ValueError`` of a component's ``__init__`` becomes a
+    component does not take or a type the registry does not know becomes a
     :class:`~projects.magnet.compat.runner_setup.ConfigBuildError` (a
-    ValueError); any other error keeps its type and traceback (a bug).
+    ValueError); any other error keeps its type and traceback.
     """
     from mmseg.registry import MODELS
     with config_build_errors(source, 'the model'):

@@ -96,19 +96,20 @@ def config_build_errors(source: str, what: str) -> Iterator[None]:
 
     A ``UserError`` (a component's own refusal, e.g. widths that do not
     fit) passes unchanged. An argument a component does not take
-    (``embed_dim=``), a type the registry does not know, or another
-    ``ValueError`` of a component's ``__init__`` becomes
-    ``"<source>: cannot build <what> from this config: ..."``; any other
-    error keeps its type and traceback (a bug).
+    (``embed_dim=``), a config node that is not a dict, or a type the
+    registry does not know becomes ``"<source>: cannot build <what> from
+    this config: ..."``; any other error keeps its type and traceback (a
+    bug, or a third-party component's own check, whose traceback shows
+    where it stopped).
     """
     try:
         yield
     except UserError:
         raise
-    except (TypeError, KeyError, ValueError) as err:
+    except (TypeError, KeyError) as err:
         message = str(err.args[0]) if isinstance(err, KeyError) and \
             err.args else str(err)
-        if isinstance(err, ValueError) or _SIGNATURE.search(message) or \
+        if (isinstance(err, TypeError) and _SIGNATURE.search(message)) or \
                 (isinstance(err, KeyError) and _REGISTRY.search(message)):
             raise ConfigBuildError(
                 f'{source}: cannot build {what} from this config: '
@@ -120,12 +121,11 @@ def build_runner(cfg, source: str, launcher: Optional[str] = None):
     """``Runner.from_cfg(cfg)`` (after the CPU process group for torchrun
     without CUDA).
 
-    The Runner builds the model from the config right away: an argument a
-    component does not take (``embed_dim=``), a type the registry does not
-    know, or a value a component refuses (a ``ValueError`` of its
-    ``__init__``, e.g. widths that do not fit) is a mistake in the config,
-    raised as :class:`ConfigBuildError` naming the config; any other error
-    keeps its type and traceback.
+    The Runner builds the model from the config right away; what
+    :func:`config_build_errors` treats as a mistake in the config is raised
+    as :class:`ConfigBuildError` naming the config (the project's own
+    components refuse bad values with a ``UserError`` already); any other
+    error keeps its type and traceback.
     """
     from mmengine.runner import Runner
     init_cpu_distributed(launcher or cfg.get('launcher', 'none'), cfg)
