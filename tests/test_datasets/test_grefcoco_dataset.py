@@ -372,3 +372,17 @@ def test_rle_objects_and_image_size(tmp_path):
     assert small.shape == (H // 2, W // 2) and small[5, 5] == 1
     with pytest.raises(SegmentationError, match='the loaded image is 41x60'):
         LoadGRefMask()(dict(item, img=np.zeros((H + 1, W, 3))))
+
+
+@pytest.mark.parametrize('key', ['no_target', 'segmentations',
+                                 'seg_ann_ids', 'ann_id'])
+def test_sentence_keys_cannot_overwrite_the_gref_fields(tmp_path, key):
+    """A sentence field named like an item field would silently replace it
+    (a str ``no_target`` would read as True): refused up front."""
+    write_gref(str(tmp_path))
+    with pytest.raises(ValueError, match=rf"\['{key}'\] would overwrite"):
+        _dataset(tmp_path, dataset='grefcoco', split='val',
+                 sentence_keys=('kind', key))
+    # without the clash the same layout loads
+    assert len(_dataset(tmp_path, dataset='grefcoco', split='val',
+                        sentence_keys=('kind', ))) > 0

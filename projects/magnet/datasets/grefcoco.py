@@ -75,6 +75,10 @@ class GRefCOCODataset(RefCOCODataset):
             ``serialize_data``...).
     """
 
+    #: RefCOCO's reserved item keys and the gRefCOCO fields
+    RESERVED_KEYS = RefCOCODataset.RESERVED_KEYS | frozenset(
+        ('no_target', 'segmentations', 'seg_ann_ids'))
+
     def __init__(self,
                  data_root: str = '',
                  dataset: str = 'grefcoco',

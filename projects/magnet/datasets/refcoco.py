@@ -140,6 +140,9 @@ class RefCOCODataset(BaseDataset):
             ``indices``, ``metainfo``...).
     """
 
+    #: item keys that ``sentence_keys`` may not overwrite
+    RESERVED_KEYS = _RESERVED_KEYS
+
     METAINFO = dict(
         classes=('background', 'object'),
         palette=[[0, 0, 0], [255, 255, 255]])
@@ -167,7 +170,7 @@ class RefCOCODataset(BaseDataset):
             raise InvalidTypeError(
                 f'{type(self).__name__}: sentence_keys must be a sequence of '
                 f'str (e.g. ("kind",)), got {sentence_keys!r}')
-        clash = sorted(set(sentence_keys) & _RESERVED_KEYS)
+        clash = sorted(set(sentence_keys) & self.RESERVED_KEYS)
         if clash:
             raise InvalidInputError(
                 f'{type(self).__name__}: sentence_keys {clash} would '
