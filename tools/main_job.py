@@ -197,10 +197,9 @@ def _generator_cli(opts: dict) -> list:
 def dataset_mismatch(data_root: str, opts: dict):
     """None when ``data_root`` holds a dataset generated with ``opts`` (and
     the generator's defaults for the rest), else the reason."""
-    import inspect
-
     from projects.magnet.datasets.refsynth import (GENERATOR_FILE,
-                                                   generate_refer_dataset)
+                                                   default_settings,
+                                                   generator_settings)
     name = opts.get('dataset_name', 'refsynth')
     stamp = osp.join(data_root, name, GENERATOR_FILE)
     if not osp.isfile(osp.join(data_root, name, 'refs(unc).p')):
@@ -209,12 +208,7 @@ def dataset_mismatch(data_root: str, opts: dict):
         return f'no {GENERATOR_FILE} (made by an older generator)'
     with open(stamp) as f:
         found = json.load(f)
-    params = inspect.signature(generate_refer_dataset).parameters
-    wanted = {k: p.default for k, p in params.items()
-              if k not in ('out_dir', 'progress')}
-    wanted.update(opts)
-    wanted = {k: list(v) if isinstance(v, tuple) else v
-              for k, v in wanted.items()}
+    wanted = dict(default_settings(), **generator_settings(**opts))
     diff = {k: (found.get(k), v) for k, v in wanted.items()
             if found.get(k) != v}
     return None if not diff else 'other settings: ' + ', '.join(

@@ -235,3 +235,22 @@ def test_scene_and_kind_options(tmp_path):
                                num_val_images=0, num_test_images=0,
                                train_kind_weights={'relations': 1},
                                progress=False)
+
+
+def test_default_settings_are_what_a_default_call_records(tmp_path):
+    """``default_settings()`` has every key a stamp has, with the values a
+    call records for the arguments it does not pass (the main job compares
+    a found dataset's stamp with these)."""
+    import json
+
+    from projects.magnet.datasets.refsynth import (GENERATOR_FILE,
+                                                   default_settings)
+    passed = dict(num_train_images=1, num_val_images=1, num_test_images=0,
+                  seed=5, num_shapes=(2, 2))
+    generate_refer_dataset(str(tmp_path), progress=False, **passed)
+    with open(tmp_path / 'refsynth' / GENERATOR_FILE) as f:
+        stamp = json.load(f)
+    defaults = default_settings()
+    assert set(stamp) == set(defaults)
+    assert {k for k in stamp if stamp[k] != defaults[k]} == set(passed)
+    assert stamp['num_shapes'] == [2, 2]

@@ -58,14 +58,15 @@ from .gres_writer import (DEFAULT_TARGET_MIX, check_target_mix,
 from .render import annotate, paint
 from .resolve import candidate_programs, is_unique, resolve_expression
 from .scene import SceneObject, generate_scene
-from .writer import (GENERATOR_FILE, generate_refer_dataset,
-                     generator_settings, image_refs)
+from .writer import (GENERATOR_FILE, default_settings,
+                     generate_refer_dataset, generator_settings, image_refs)
 
 __all__ = [
     'SHAPES', 'COLOURS', 'KIND_NAMES', 'SceneObject', 'parse_expression',
     'render_expression', 'resolve_expression', 'candidate_programs',
     'is_unique', 'generate_scene', 'annotate', 'paint', 'image_refs',
     'generate_refer_dataset', 'generator_settings', 'GENERATOR_FILE',
+    'default_settings',
     'TARGET_KINDS', 'parse_gres', 'render_gres', 'resolve_gres',
     'expression_kind', 'set_programs', 'image_gres_refs',
     'generate_gres_dataset', 'check_target_mix', 'DEFAULT_TARGET_MIX'

@@ -14,7 +14,7 @@ from .synth_dataset import (GENERATOR_FILE, ImageRefs, RefsVariant,
                             generate_synthetic_dataset, generator_settings)
 
 __all__ = ['GENERATOR_FILE', 'generator_settings', 'image_refs',
-           'ReferVariant', 'generate_refer_dataset']
+           'ReferVariant', 'generate_refer_dataset', 'default_settings']
 
 
 def image_refs(objects: List[SceneObject], size: int,
@@ -92,6 +92,19 @@ class ReferVariant(RefsVariant):
                 for target, sents in image_refs(
                     objects, img_size, rng, max_refs, max_sents,
                     self.train_kind_weights if split == 'train' else None)]
+
+
+def default_settings() -> dict:
+    """The settings :func:`generate_refer_dataset` records in
+    :data:`GENERATOR_FILE` when called with its defaults (the keys every
+    stamp has): a caller compares a stamp with these, updated by the
+    options it passes, to know whether a dataset is the one it wants."""
+    import inspect
+    params = inspect.signature(generate_synthetic_dataset).parameters
+    common = {k: p.default for k, p in params.items()
+              if k not in ('out_dir', 'variant', 'progress')}
+    return generator_settings(**dict(common, dataset_name='refsynth',
+                                     **ReferVariant(None).settings()))
 
 
 def generate_refer_dataset(out_dir: str, *, dataset_name: str = 'refsynth',
