@@ -499,6 +499,8 @@ def test_cfg_options_keep_dicts_and_new_keys():
                               'model.backbone': dict(type='Y'),
                               'param_scheduler.0.end': 5,
                               'new_key.sub': [1]})
+    # None switches a component off (model.mask_grounding=None)
+    check_option_shapes(cfg, {'model.backbone': None})
     with pytest.raises(ConfigValueError, match=r'param_scheduler\.0=3'):
         check_option_shapes(cfg, {'param_scheduler.0': 3})
 

@@ -317,7 +317,9 @@ def check_option_shapes(cfg, cfg_options: Optional[dict],
     problems = []
     for key, value in (cfg_options or {}).items():
         old = _at(cfg, key.split('.'))
-        if hasattr(old, 'keys') and not hasattr(value, 'keys'):
+        # None switches a component off (model.mask_grounding=None): allowed
+        if value is not None and hasattr(old, 'keys') and \
+                not hasattr(value, 'keys'):
             problems.append(
                 f'{key}={value!r} replaces a dict (fields '
                 f'{", ".join(sorted(map(str, old.keys()))[:4])}...) by a '
