@@ -87,6 +87,15 @@ def test_out_file_is_checked_before_any_work(no_forward, image_bgr,
     with pytest.raises(OutputPathError, match='is the input'):
         no_forward(str(image), 'the dog', out_file=str(image))
     assert image.read_bytes() == b'not read'
+    # several images: out.png stands for out_0.png, out_1.png..., each
+    # checked against the inputs before any work
+    second = tmp_path / 'out_1.png'
+    second.write_bytes(b'an input')
+    items = [dict(img=str(image), text='the dog'),
+             dict(img=str(second), text='the cat')]
+    with pytest.raises(OutputPathError, match='out_1.png.*is the input'):
+        no_forward(items, out_file=str(tmp_path / 'out.png'))
+    assert second.read_bytes() == b'an input'
 
 
 def test_inference_model_refuses_wordless_text(inferencer, image_bgr):

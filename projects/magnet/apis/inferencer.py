@@ -54,6 +54,15 @@ from .result import RefSegResult
 __all__ = ['MagNetInferencer', 'inference_model', 'OUTPUT_SIZES']
 
 
+def output_paths(out_file: str, count: int) -> List[str]:
+    """The files ``out_file`` stands for with ``count`` results: itself
+    for one, ``<name>_<i><ext>`` for several."""
+    if count <= 1:
+        return [out_file]
+    root, ext = osp.splitext(out_file)
+    return [f'{root}_{i}{ext}' for i in range(count)]
+
+
 class MagNetInferencer(BaseInferencer):
     """Config + checkpoint -> masks (and pictures) for your own inputs.
 
@@ -207,12 +216,13 @@ class MagNetInferencer(BaseInferencer):
         pre_kw, fwd_kw, vis_kw, post_kw = self._dispatch_kwargs(**kwargs)
         # fail before any work; forward gets the resolved values
         fwd_kw.update(self._test_cfg_overrides(**fwd_kw))
-        if vis_kw.get('out_file') is not None:
-            check_output_file(
-                vis_kw['out_file'], IMAGE_EXTENSIONS, what='out_file',
-                inputs=self._input_paths(inputs, expressions))
         single = expressions is not None or isinstance(inputs, dict)
         items = self._inputs_to_list(inputs, expressions)
+        if vis_kw.get('out_file') is not None:  # every file to be written
+            for path in output_paths(vis_kw['out_file'], len(items)):
+                check_output_file(
+                    path, IMAGE_EXTENSIONS, what='out_file',
+                    inputs=self._input_paths(inputs, expressions))
         self._check_tokens(items)
         batches = self.preprocess(
             items, batch_size=batch_size or self.batch_size, **pre_kw)
@@ -372,11 +382,9 @@ class MagNetInferencer(BaseInferencer):
         if out_file is None and not show:
             return None
         drawings = []
-        for i, result in enumerate(preds):
-            path = out_file
-            if out_file is not None and len(preds) > 1:
-                root, ext = osp.splitext(out_file)
-                path = f'{root}_{i}{ext}'
+        paths = output_paths(out_file, len(preds)) if out_file is not None \
+            else [None] * len(preds)
+        for path, result in zip(paths, preds):
             drawing = self.visualizer.draw_expression_masks(
                 result.image_at_mask_size(), result.masks,
                 result.expressions, alpha=alpha, show=show,
