@@ -16,7 +16,8 @@ from pycocotools import mask as mask_utils
 from ...utils.errors import MissingKeyError
 # the RLE checks and the coordinate bound of RefCOCO's decoder (one rule
 # for both datasets)
-from .mask_loading import COORD_MARGIN, SegmentationError, _check_rle
+from .mask_loading import (SegmentationError, _check_rle,
+                           check_polygon_range, polygon_array)
 
 __all__ = ['decode_gref_mask', 'LoadGRefMask']
 
@@ -38,14 +39,7 @@ def _valid_polygons(polys: Sequence[Any], height: int, width: int,
     kept = []
     for i, poly in enumerate(polys):
         head = f'{where}: cannot decode segmentation: polygon {i}'
-        try:
-            arr = np.asarray(poly)
-        except (TypeError, ValueError):  # ragged
-            arr = np.asarray(None)
-        if arr.ndim != 1 or arr.dtype.kind not in 'iuf':
-            raise SegmentationError(f'{head} must be a flat list of numbers '
-                                    f'[x1, y1, x2, y2, ...], got '
-                                    f'{repr(poly)[:60]}')
+        arr = polygon_array(poly, head)
         n = arr.size
         if n % 2 or n < 6:
             if (where, i) not in _LOGGED_DROPS:
@@ -56,19 +50,7 @@ def _valid_polygons(polys: Sequence[Any], height: int, width: int,
                     'dropped, as the official gRefCOCO loader does',
                     logger='current', level=logging.WARNING)
             continue
-        arr = arr.astype(np.float64, copy=False)
-        if not np.isfinite(arr).all():
-            j = int(np.argmin(np.isfinite(arr)))
-            raise SegmentationError(f'{head} has a non-finite coordinate '
-                                    f'({arr[j]} at index {j})')
-        for axis, size, vals in (('x', width, arr[0::2]),
-                                 ('y', height, arr[1::2])):
-            lo, hi = -COORD_MARGIN * size, (COORD_MARGIN + 1) * size
-            if vals.min() < lo or vals.max() > hi:
-                raise SegmentationError(
-                    f'{head} has {axis} coordinates in [{vals.min()}, '
-                    f'{vals.max()}], far outside the image ({axis} size '
-                    f'{size}; expected within [{lo}, {hi}])')
+        check_polygon_range(arr, head, height, width)
         kept.append(poly)
     return kept
 

@@ -1,5 +1,8 @@
 """Loading the referred object's mask from its REFER/COCO segmentation
-(:class:`LoadReferringMask`); images: :mod:`.image_loading`."""
+(:class:`LoadReferringMask`); images: :mod:`.image_loading`.
+
+Over 400 lines: the checks of every polygon / RLE form (shared with the
+gRefCOCO loader) belong with the one decoder that defines them."""
 from __future__ import annotations
 
 import logging
@@ -136,6 +139,43 @@ def _check_rle(rle: dict, height: int, width: int, where: str) -> None:
             f'{height} x {width} = {height * width}')
 
 
+def polygon_array(poly: Any, head: str) -> np.ndarray:
+    """``poly`` as a flat array of numbers, (2N,); ``head`` starts the
+    message of the :class:`SegmentationError` for anything else (a nested
+    or ragged list, strings)."""
+    try:
+        arr = np.asarray(poly)
+    except (TypeError, ValueError):  # ragged
+        arr = np.asarray(None)
+    if arr.ndim != 1 or arr.dtype.kind not in 'iuf':
+        raise SegmentationError(f'{head} must be a flat list of numbers '
+                                f'[x1, y1, x2, y2, ...], got '
+                                f'{repr(poly)[:60]}')
+    return arr
+
+
+def check_polygon_range(arr: np.ndarray, head: str, height: int,
+                        width: int) -> None:
+    """Refuse a polygon (2N,) with a non-finite coordinate or one more than
+    :data:`COORD_MARGIN` image sizes outside the image (pycocotools would
+    crash or allocate without bound)."""
+    arr = arr.astype(np.float64, copy=False)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        j = int(np.argmin(finite))
+        raise SegmentationError(
+            f'{head} has a non-finite coordinate ({arr[j]} at index {j}); '
+            'expected finite numbers')
+    for axis, size, vals in (('x', width, arr[0::2]),
+                             ('y', height, arr[1::2])):
+        lo, hi = -COORD_MARGIN * size, (COORD_MARGIN + 1) * size
+        if vals.min() < lo or vals.max() > hi:
+            raise SegmentationError(
+                f'{head} has {axis} coordinates in [{vals.min()}, '
+                f'{vals.max()}], far outside the image ({axis} size '
+                f'{size}; expected within [{lo}, {hi}])')
+
+
 def _check_polygons(polys: Sequence[Any], height: int, width: int,
                     where: str) -> List[Any]:
     """The polygons to rasterise: ``polys`` without those of < 3 points.
@@ -149,14 +189,7 @@ def _check_polygons(polys: Sequence[Any], height: int, width: int,
     kept, dropped = [], []
     for i, poly in enumerate(polys):
         head = f'{where}: cannot decode segmentation: polygon {i}'
-        try:
-            arr = np.asarray(poly)
-        except (TypeError, ValueError):  # ragged
-            arr = np.asarray(None)
-        if arr.ndim != 1 or arr.dtype.kind not in 'iuf':
-            raise SegmentationError(f'{head} must be a flat list of numbers '
-                                    f'[x1, y1, x2, y2, ...], got '
-                                    f'{repr(poly)[:60]}')
+        arr = polygon_array(poly, head)
         n = arr.size
         if n % 2:
             raise SegmentationError(
@@ -165,22 +198,7 @@ def _check_polygons(polys: Sequence[Any], height: int, width: int,
         if n == 0:
             dropped.append((i, n))
             continue
-        arr = arr.astype(np.float64, copy=False)
-        finite = np.isfinite(arr)
-        if not finite.all():
-            j = int(np.argmin(finite))
-            raise SegmentationError(
-                f'{head} has a non-finite coordinate '
-                f'({arr[j]} at index {j}); expected finite '
-                'numbers')
-        for axis, size in (('x', width), ('y', height)):
-            vals = arr[0::2] if axis == 'x' else arr[1::2]
-            lo, hi = -COORD_MARGIN * size, (COORD_MARGIN + 1) * size
-            if vals.min() < lo or vals.max() > hi:
-                raise SegmentationError(
-                    f'{head} has {axis} coordinates in [{vals.min()}, '
-                    f'{vals.max()}], far outside the image ({axis} size '
-                    f'{size}; expected within [{lo}, {hi}])')
+        check_polygon_range(arr, head, height, width)
         if n < 6:
             dropped.append((i, n))
         else:
