@@ -43,6 +43,16 @@ class SampleError(UserError, ValueError):
     ``sent_id``) and the field."""
 
 
+def require_results(metric: str, results: list) -> None:
+    """Raise :class:`SampleError` when ``compute_metrics`` of ``metric``
+    gets no result row (nothing was processed)."""
+    if not results:
+        raise SampleError(
+            f'{metric}: no sample to score (the results are empty): the '
+            'evaluation dataloader gave no data sample, or process() was '
+            'not called')
+
+
 class SampleKeyError(MissingKeyError):
     """A sample lacks a field the metric needs (the message names the
     sample, the field and what adds it)."""

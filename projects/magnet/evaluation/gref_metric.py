@@ -18,7 +18,7 @@ from mmengine.structures import BaseDataElement
 from mmseg.registry import METRICS
 
 from .errors import (MetricConfigError, SampleError, SampleKeyError,
-                     reject_unknown_arguments)
+                     reject_unknown_arguments, require_results)
 from .gref_scores import gres_scores, no_target_counts
 from .refseg_metric import RefSegMetric
 from .refseg_scores import intersection_union
@@ -233,11 +233,7 @@ class GRefSegMetric(BaseMetric):
             SampleError (a ValueError): ``results`` is empty (no sample
                 was processed).
         """
-        if not results:
-            raise SampleError(
-                'GRefSegMetric: no sample to score (the results are empty): '
-                'the evaluation dataloader gave no data sample, or process() '
-                'was not called')
+        require_results('GRefSegMetric', results)
         seen = set()
         splits: Dict[str, List[tuple]] = OrderedDict()
         duplicates = 0

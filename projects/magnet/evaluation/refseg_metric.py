@@ -20,7 +20,8 @@ from mmseg.registry import METRICS
 
 from ..datasets.transforms.mask_loading import decode_refer_mask
 from .errors import (MetricArgumentError, MetricConfigError, SampleError,
-                     SampleKeyError, reject_unknown_arguments)
+                     SampleKeyError, reject_unknown_arguments,
+                     require_results)
 from .refseg_scores import (intersection_union, length_bucket_names,
                             refseg_scores)
 
@@ -311,11 +312,7 @@ class RefSegMetric(BaseMetric):
             SampleError (a ValueError): ``results`` is empty (no sample
                 was processed).
         """
-        if not results:
-            raise SampleError(
-                'RefSegMetric: no sample to score (the results are empty): '
-                'the evaluation dataloader gave no data sample, or process() '
-                'was not called')
+        require_results('RefSegMetric', results)
         seen = set()
         groups: Dict[str, List[tuple]] = OrderedDict()
         # split -> source index -> label -> [(I, U), ...]
