@@ -105,12 +105,24 @@ def test_count_words_and_plurals_match_the_scene():
     assert checked > 10
 
 
+_HEAD_END = ('left', 'right', 'above', 'below', 'under', 'to', 'on', 'at',
+             'between', 'from')
+
+
+def _head_words(words):
+    """The described objects' words: before the first relation / side /
+    'between' / 'from' word."""
+    cut = next((i for i, w in enumerate(words) if w in _HEAD_END),
+               len(words))
+    return words[:cut]
+
+
 def test_no_target_sentences_have_no_referent():
-    """Independently of the resolver: an absent description fits no
-    object; for "X left of / above ... L" and "X on the left / at the
-    top" every X is on the other side (of L, or of the middle line by
+    """Independently of the resolver: either the described objects'
+    description fits no object, or (relation / position) every object it
+    fits is on the other side of the landmark (or of the middle line, by
     SIDE_MARGIN)."""
-    seen = set()
+    seen, absent_kind = set(), 0
     size = 96
     for objects, _, targets, kind, sents in _scene_refs():
         if kind != 'no-target':
@@ -119,31 +131,60 @@ def test_no_target_sentences_have_no_referent():
         for sent, expr_kind in sents:
             words = sent.split()
             seen.add(expr_kind)
-            if expr_kind == 'attribute':
-                desc = _words_desc(words[1:])
-                assert not any(_fits(o, desc) for o in objects), sent
+            head = _words_desc(_head_words(words))
+            xs = [o for o in objects if _fits(o, head)]
+            if not xs:  # the described kind is absent
+                absent_kind += 1
                 continue
-            side = next((w for w in ('left', 'right', 'above', 'below',
-                                     'under', 'top', 'bottom')
-                         if w in words), None)
+            assert expr_kind in ('relation', 'position'), sent
+            side = next(w for w in ('left', 'right', 'above', 'below',
+                                    'under', 'top', 'bottom') if w in words)
             axis = 'cx' if side in ('left', 'right') else 'cy'
             sign = -1 if side in ('left', 'above', 'top') else 1
             if expr_kind == 'position':
-                xs = [o for o in objects if _fits(o, _words_desc(words[:-3]))]
-                assert xs, sent  # the described kind exists
                 assert all(sign * (getattr(o, axis) - size / 2) <=
                            -SIDE_MARGIN * size for o in xs), sent
             else:
                 cut = len(words) - 1 - words[::-1].index('the')
-                lm_desc = _words_desc(words[cut:])
-                lms = [o for o in objects if _fits(o, lm_desc)]
+                lms = [o for o in objects
+                       if _fits(o, _words_desc(words[cut:]))]
                 assert len(lms) == 1, sent
-                xs = [o for o in objects if _fits(o, _words_desc(words[:cut]))
-                      and o is not lms[0]]
-                assert xs, sent
                 assert all(sign * (getattr(o, axis) - getattr(lms[0], axis))
-                           <= 0 for o in xs), sent
-    assert seen == {'attribute', 'relation', 'position'}
+                           <= 0 for o in xs if o is not lms[0]), sent
+    assert absent_kind > 0
+    assert seen == {'attribute', 'relation', 'position', 'ordinal',
+                    'comparison', 'between'}
+
+
+def _form(sent):
+    """A sentence's form: each description (its size, colour and noun
+    words) replaced by one '_'."""
+    blank = set(SIZE_OF) | set(COLOURS) | {'shape', 'object'} | set(SHAPES)
+    blank |= {'shapes', 'objects'} | {s + 's' for s in SHAPES}
+    out = []
+    for w in sent.split():
+        if w not in blank:
+            out.append(w)
+        elif not out or out[-1] != '_':
+            out.append('_')
+    return ' '.join(out)
+
+
+def test_no_target_sentences_have_the_forms_of_target_sentences():
+    """A no-target sentence is written with the forms of target sentences
+    (quantifiers, ordinals, comparisons, 'between'): the words alone do not
+    tell that it refers to nothing. Every no-target form is also a target
+    form, and the no-target forms cover singular and plural ones."""
+    target_forms, no_target_forms = set(), []
+    for _, _, _, kind, sents in _scene_refs(n_scenes=80):
+        for sent, _ in sents:
+            (no_target_forms.append if kind == 'no-target' else
+             target_forms.add)(_form(sent))
+    assert no_target_forms
+    unseen = [f for f in no_target_forms if f not in target_forms]
+    assert len(unseen) <= 0.05 * len(no_target_forms), unseen[:10]
+    words = {w for f in no_target_forms for w in f.split()}
+    assert {'all', 'both', 'two', 'largest', 'between', 'from'} <= words
 
 
 def test_overlapping_objects_can_be_targets_together():

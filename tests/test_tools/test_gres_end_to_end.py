@@ -9,16 +9,20 @@ import os.path as osp
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS
 
 from projects.magnet.datasets import GRefCOCODataset
-from projects.magnet.utils import InvalidInputError, OutputPathError
+from projects.magnet.utils import (InvalidInputError, OutputPathError,
+                                   load_config)
 
 from ..conftest import REPO_ROOT, load_tool
 
 CONFIG = osp.join(
     REPO_ROOT, 'configs', 'magnet',
-    'magnet_swin-nano_minilm-l6_1xb8-10min_grefsynth-128x128.py')
+    'magnet_swin-nano_minilm-l6_1xb8-30min_grefsynth-128x128.py')
 GENERATOR = osp.join('tools', 'dataset_converters',
                      'generate_refer_dataset.py')
 SPLITS = ('val', 'testA', 'testB')
@@ -138,3 +142,76 @@ def test_cli_gres_options(tmp_path, capsys):
     # the REFER dataset of the same root would replace the GRES images
     with pytest.raises(OutputPathError, match='1 generated images'):
         cli.main(args[1:])
+
+
+def test_trivial_baselines_score_as_the_metric_defines(gres_root, tmp_path,
+                                                       capsys):
+    """always-no-target: every no-target sentence scores 1, the rest 0;
+    always-target-whole-image: IoU = the referred area's share of the
+    image, and the no-target sentences' whole images join the union."""
+    tool = load_tool(osp.join('tools', 'analysis_tools',
+                              'gres_baselines.py'))
+    out = str(tmp_path / 'baselines.json')
+    opts = [o for o in _options(gres_root) if 'data_root' in o]
+    assert tool.main([CONFIG, '--data', 'test', '--out', out,
+                      '--cfg-options'] + opts) == 0
+    printed = capsys.readouterr().out
+    assert 'always-no-target' in printed and 'grefsynth_unc_testB' in printed
+    scores = json.load(open(out))
+    cfg = load_config(CONFIG)
+    cfg.merge_from_dict(dict(o.split('=', 1) for o in opts))
+    init_default_scope('mmseg')
+    for i, split in enumerate(SPLITS):
+        ds = DATASETS.build(cfg.test_dataloader.dataset.datasets[i])
+        no_target, share, gt_area, img_area = [], [], 0, 0
+        for index in range(len(ds)):
+            sample = ds[index]['data_samples']
+            gt = sample.gt_sem_seg.data.numpy()
+            no_target.append(bool(sample.metainfo['no_target']))
+            assert (gt.sum() == 0) == no_target[-1]
+            img_area += gt.size
+            if not no_target[-1]:
+                gt_area += int(gt.sum())
+                share.append(gt.sum() / gt.size)
+        assert any(no_target) and not all(no_target)
+        never = scores['always-no-target']
+        key = f'grefsynth_unc_{split}/'
+        assert never[key + 'gIoU'] == pytest.approx(
+            100 * np.mean(no_target))
+        assert never[key + 'N_acc'] == 100 and never[key + 'T_acc'] == 0
+        assert never[key + 'cIoU'] == 0
+        whole = scores['always-target-whole-image']
+        assert whole[key + 'gIoU'] == pytest.approx(
+            100 * np.sum(share) / len(no_target))
+        assert whole[key + 'cIoU'] == pytest.approx(100 * gt_area / img_area)
+        assert whole[key + 'T_acc'] == 100 and whole[key + 'N_acc'] == 0
+
+
+def test_trivial_baselines_need_a_gres_evaluator(tmp_path):
+    tool = load_tool(osp.join('tools', 'analysis_tools',
+                              'gres_baselines.py'))
+    with pytest.raises(OutputPathError, match='--out'):  # before any work
+        tool.main([CONFIG, '--out', str(tmp_path / 'scores.png')])
+    refer = osp.join(REPO_ROOT, 'configs', 'magnet',
+                     'magnet_swin-nano_minilm-l6_1xb8-10min_refsynth-'
+                     '128x128.py')
+    with pytest.raises(InvalidInputError, match='no GRefSegMetric'):
+        tool.score_baselines(load_config(refer), 'val')
+
+
+def test_probe_no_target_auc_and_report(gres_root, tmp_path):
+    probe = load_tool(osp.join('.dev_scripts', 'probe_no_target.py'))
+    rng = np.random.default_rng(0)
+    labels = rng.random(40) < 0.3
+    scores = np.round(rng.random(40), 1)  # ties count half
+    pairs = [(p > n) + 0.5 * (p == n) for p in scores[labels]
+             for n in scores[~labels]]
+    assert probe.roc_auc(labels, scores) == pytest.approx(np.mean(pairs))
+    out = str(tmp_path / 'probe.json')
+    assert probe.main([CONFIG, 'none', '--num-train', '12', '--split',
+                       'val', '--data-root', gres_root, '--batch-size', '4',
+                       '--out', out]) == 0
+    result = json.load(open(out))
+    assert set(result['auc']) == set(probe.FEATURES)
+    assert all(0 <= v <= 1 for v in result['auc'].values())
+    assert 0 < result['test_no_target_share'] < 1

@@ -51,8 +51,9 @@ RefCOCO, and the gRefCOCO files as gRefCOCO.
 """
 from .grammar import (COLOURS, KIND_NAMES, SHAPES, parse_expression,
                       render_expression)
-from .gres import (TARGET_KINDS, expression_kind, image_gres_refs,
-                   parse_gres, render_gres, resolve_gres, set_programs)
+from .gres import (TARGET_KINDS, absent_descs, expression_kind,
+                   image_gres_refs, multi_programs, no_target_variants,
+                   parse_gres, render_gres, resolve_gres)
 from .gres_writer import (DEFAULT_TARGET_MIX, check_target_mix,
                           generate_gres_dataset)
 from .render import annotate, paint
@@ -68,6 +69,7 @@ __all__ = [
     'generate_refer_dataset', 'generator_settings', 'GENERATOR_FILE',
     'default_settings',
     'TARGET_KINDS', 'parse_gres', 'render_gres', 'resolve_gres',
-    'expression_kind', 'set_programs', 'image_gres_refs',
+    'expression_kind', 'multi_programs', 'absent_descs',
+    'no_target_variants', 'image_gres_refs',
     'generate_gres_dataset', 'check_target_mix', 'DEFAULT_TARGET_MIX'
 ]

@@ -206,18 +206,17 @@ def _landmarks(objects: Sequence[SceneObject],
     return out
 
 
-def set_programs(objects: Sequence[SceneObject], img_size: int
-                 ) -> Tuple[Dict[Tuple[int, ...], List[tuple]], List[tuple]]:
-    """Usable plural programs by target set (2+ objects), and usable
-    no-target programs (absent attribute, relation or position).
+def multi_programs(objects: Sequence[SceneObject], img_size: int
+                   ) -> Dict[Tuple[int, ...], List[tuple]]:
+    """Usable plural programs by target set (2+ objects).
 
     Policy (as the singular generator): no relation to a landmark that an
     object of the described kind touches (a shape lying on another is not
     "left of" it).
 
     Returns:
-        tuple: ``({sorted target indices: [program, ...]}, [no-target
-        program, ...])``, in a deterministic order.
+        dict: ``{sorted target indices: [program, ...]}``, in a
+        deterministic order.
     """
     descs = sorted({d for o in objects for d in _descs(o)} |
                    {(None, None, None)}, key=repr)
@@ -226,34 +225,27 @@ def set_programs(objects: Sequence[SceneObject], img_size: int
     filters += [('rel', rel, ld) for _, ld in landmarks for rel in REL_WORDS]
     lm_index = {ld: j for j, ld in landmarks}
     multi: Dict[Tuple[int, ...], List[tuple]] = {}
-    empty: List[tuple] = []
     for desc in descs:
         members = [i for i, o in enumerate(objects) if _matches(o, desc)]
         for filt in filters:
-            # the described objects other than the landmark
-            others = members
             if filt is not None and filt[0] == 'rel':
                 landmark = lm_index[filt[2]]
-                others = [i for i in members if i != landmark]
                 if any(_touches(objects[i], objects[landmark])
-                       for i in others):
+                       for i in members if i != landmark):
                     continue
             base = _base_sets(desc, filt, objects, img_size)
             for quant in ('the', 'all') + tuple(COUNT_WORDS):
-                definite, border = _quantify(quant, *base)
-                prog = ('plural', quant, desc, filt)
+                definite, _ = _quantify(quant, *base)
                 if definite:
-                    multi.setdefault(tuple(sorted(definite)), []).append(prog)
-                elif not border and others and quant == 'the' \
-                        and filt is not None:
-                    # the kind exists, the position / relation does not
-                    empty.append(prog)
-            if filt is not None and filt[0] == 'rel' and others:
-                prog = ('rel', desc, filt[1], filt[2])
-                if resolve_gres(prog, objects, img_size) == (set(), set()):
-                    empty.append(prog)
-    # absent attributes: a scene object's description with one attribute
-    # changed, so that no object matches it ("the green triangle")
+                    multi.setdefault(tuple(sorted(definite)), []).append(
+                        ('plural', quant, desc, filt))
+    return multi
+
+
+def absent_descs(objects: Sequence[SceneObject]) -> List[Desc]:
+    """Descriptions no object matches, each a scene object's description
+    with one attribute changed ("the green triangle" beside a red one), in
+    a deterministic order."""
     absent = set()
     for obj in objects:
         for size, colour, shape in _descs(obj):
@@ -266,10 +258,54 @@ def set_programs(objects: Sequence[SceneObject], img_size: int
                 alts += [(size, colour, s) for s in SHAPES]
             absent.update(a for a in alts
                           if not any(_matches(o, a) for o in objects))
-    for desc in sorted(absent, key=repr):
-        empty.append(('attr', desc))
-        empty.append(('plural', 'the', desc, None))
-    return multi, empty
+    return sorted(absent, key=repr)
+
+
+def _near(desc: Desc, absent: Sequence[Desc]) -> List[Desc]:
+    """The absent descriptions with ``desc``'s attributes, one of them
+    changed."""
+    return [
+        a for a in absent
+        if [x is None for x in a] == [x is None for x in desc]
+        and sum(x != y for x, y in zip(a, desc)) == 1
+    ]
+
+
+def no_target_variants(program: tuple, objects: Sequence[SceneObject],
+                       img_size: int, absent: Sequence[Desc]) -> List[tuple]:
+    """No-target programs of the same form as a target's ``program``.
+
+    Its described objects are replaced by an absent description one
+    attribute away ("the second green circle from the left" where "the
+    second red circle from the left" was a target and no circle is green),
+    or its relation or side by one that holds for none of them ("the
+    circles on the right" when every circle is on the left). A no-target
+    expression is then written with the words and forms of the target
+    expressions, so the sentence alone does not tell that it refers to
+    nothing: only the image does. Only programs that denote the empty set
+    with nothing borderline are returned.
+
+    Args:
+        program (tuple): a singular or plural program (a target's).
+        objects (Sequence[SceneObject]): the scene.
+        img_size (int): the image size.
+        absent (Sequence[Desc]): :func:`absent_descs` of the scene.
+    """
+    head = 2 if program[0] == 'plural' else 1
+    out = [program[:head] + (alt, ) + program[head + 1:]
+           for alt in _near(program[head], absent)]
+    if program[0] == 'rel':
+        out += [program[:2] + (rel, ) + program[3:]
+                for rel in REL_WORDS if rel != program[2]]
+    elif program[0] == 'plural' and program[3] is not None:
+        filt = program[3]
+        if filt[0] == 'side':
+            alts = [('side', s) for s in SIDE_WORDS if s != filt[1]]
+        else:
+            alts = [('rel', r, filt[2]) for r in REL_WORDS if r != filt[1]]
+        out += [program[:3] + (f, ) for f in alts]
+    return [p for p in out
+            if resolve_gres(p, objects, img_size) == (set(), set())]
 
 
 def _pick(progs: List[tuple], n: int,
@@ -281,6 +317,20 @@ def _pick(progs: List[tuple], n: int,
         by_kind.setdefault(expression_kind(p), []).append(p)
     kinds = rng.permutation(sorted(by_kind))[:n]
     return [by_kind[k][int(rng.integers(len(by_kind[k])))] for k in kinds]
+
+
+def _target_forms(objects: Sequence[SceneObject], img_size: int,
+                  multi: Dict[Tuple[int, ...], List[tuple]],
+                  forms: np.ndarray, rng: np.random.Generator) -> List[tuple]:
+    """The programs of a random target ref (one object with probability
+    ``forms[0] / forms.sum()``, else a random set of the scene's
+    ``multi``), to be turned into no-target ones."""
+    if rng.random() < forms[0] / forms.sum() or not multi:
+        target = int(rng.integers(len(objects)))
+        return [p for ps in candidate_programs(objects, target,
+                                               img_size).values() for p in ps]
+    sets = sorted(multi)
+    return multi[sets[int(rng.integers(len(sets)))]]
 
 
 def image_gres_refs(objects: Sequence[SceneObject], img_size: int,
@@ -304,7 +354,11 @@ def image_gres_refs(objects: Sequence[SceneObject], img_size: int,
         raise InvalidInputError(
             f'mix must give weights >= 0 with a positive sum to the kinds '
             f'{list(TARGET_KINDS)}, got {mix!r}')
-    multi, empty = set_programs(objects, img_size)
+    multi = multi_programs(objects, img_size)
+    absent = absent_descs(objects)
+    # a no-target ref borrows the forms of a target ref, drawn as the
+    # single / multi refs are drawn (equally when only no-target is asked)
+    forms = weights[:2] if weights[:2].sum() > 0 else np.ones(2)
     singles = [int(i) for i in rng.permutation(len(objects))]
     used_sets: Set[Tuple[int, ...]] = set()
     used_sents: Set[str] = set()
@@ -325,7 +379,11 @@ def image_gres_refs(objects: Sequence[SceneObject], img_size: int,
                 targets = free[int(rng.integers(len(free)))]
                 progs = multi[targets]
         else:
-            progs = empty
+            progs = [
+                v for p in _target_forms(objects, img_size, multi, forms,
+                                         rng)
+                for v in no_target_variants(p, objects, img_size, absent)
+            ]
         sents = []
         for prog in _pick(progs, n, rng):
             sent = render_gres(prog, rng)
