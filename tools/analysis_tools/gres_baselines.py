@@ -87,6 +87,7 @@ def score_baselines(cfg, data: str = 'test') -> Dict[str, Dict[str, float]]:
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS, METRICS
 
+    from projects.magnet.evaluation import GRefSegMetric
     from projects.magnet.utils import InvalidInputError
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     loader_cfg = cfg.get(f'{data}_dataloader')
@@ -96,15 +97,15 @@ def score_baselines(cfg, data: str = 'test') -> Dict[str, Dict[str, float]]:
             f'the config has no {data}_dataloader / {data}_evaluator')
     metrics = evaluator_cfg if isinstance(evaluator_cfg, list) else [
         evaluator_cfg]
-    evaluators = {}
-    for name in BASELINES:
-        built = [METRICS.build(m) for m in metrics]
-        if not any(type(m).__name__ == 'GRefSegMetric' for m in built):
-            raise InvalidInputError(
-                f'{data}_evaluator has no GRefSegMetric (got '
-                f'{[type(m).__name__ for m in built]}): the baselines are '
-                'GRES predictors')
-        evaluators[name] = Evaluator(built)
+    # one evaluator (its own metric states) per baseline
+    evaluators = {name: Evaluator([METRICS.build(m) for m in metrics])
+                  for name in BASELINES}
+    built = next(iter(evaluators.values())).metrics
+    if not any(isinstance(m, GRefSegMetric) for m in built):
+        raise InvalidInputError(
+            f'{data}_evaluator has no GRefSegMetric (got '
+            f'{[type(m).__name__ for m in built]}): the baselines are '
+            'GRES predictors')
     dataset = DATASETS.build(loader_cfg['dataset'])
     for evaluator in evaluators.values():
         evaluator.dataset_meta = dataset.metainfo
