@@ -8,7 +8,7 @@ STAMP := $(VENV)/.magnet-installed
 REQS := requirements.txt $(wildcard requirements/*.txt)
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: install test test-all lint demo clean-venv
+.PHONY: install install-browser test test-all lint demo clean-venv
 
 $(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
@@ -24,7 +24,24 @@ $(STAMP): $(PY) $(REQS)
 
 install: $(STAMP)
 
-test: install
+# The web demo's browser test (pytest marker "browser") drives Debian's
+# chromium: installed when missing (apt, with sudo when not root). Without
+# apt or the right to use it, this says so and those tests skip.
+CHROMIUM := /usr/bin/chromium
+install-browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "install-browser: no apt-get; the browser tests will skip" \
+	       "(install chromium as $(CHROMIUM))"; \
+	else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  { $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y --no-install-recommends chromium; } || \
+	  echo "install-browser: could not install chromium; the browser" \
+	       "tests will skip (apt-get install chromium)"; \
+	fi
+
+test: install install-browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-all: PYTEST_ARGS :=

@@ -1,0 +1,1 @@
+"""Tests of the web demo (``demo/web_demo.py``)."""
