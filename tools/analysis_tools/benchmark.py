@@ -58,7 +58,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import subprocess
 import sys
 import tempfile
 from typing import Dict
@@ -78,14 +77,8 @@ MODES = ('inference', 'train', 'memory')
 #: ``--repeat`` when not given
 REPEAT = dict(inference=5, train=3)
 #: memory variants: Swin / BERT gradient checkpointing, mixed precision
-VARIANTS: Dict[str, dict] = {
-    'plain': dict(swin=False, bert=False, amp=False),
-    'swin_cp': dict(swin=True, bert=False, amp=False),
-    'bert_cp': dict(swin=False, bert=True, amp=False),
-    'both': dict(swin=True, bert=True, amp=False),
-    'amp': dict(swin=False, bert=False, amp=True),
-    'amp_both': dict(swin=True, bert=True, amp=True),
-}
+#: (shared with train_throughput.py)
+VARIANTS: Dict[str, dict] = B.TRAIN_VARIANTS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -229,14 +222,8 @@ def _reset_hwm() -> None:
 
 def measure_memory(args) -> dict:
     """One memory variant (``args.child``), in this process."""
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    from train import enable_amp  # the switch of tools/train.py --amp
-    variant = VARIANTS[args.child]
     cfg = B.load_config(args.config, args.cfg_options)
-    cfg.model.backbone.with_cp = variant['swin']
-    cfg.model.text_encoder.with_cp = variant['bert']
-    if variant['amp']:
-        enable_amp(cfg)
+    B.configure_train_variant(cfg, args.child)
     batch, shape = B.train_batch_shape(cfg, args.batch, args.shape)
     model, wrapper = B.build_for_training(cfg, args.device)
     inputs, samples = B.dummy_inputs(args, batch, shape, with_gt=True)
@@ -303,19 +290,14 @@ def _child_command(args, config: str, name: str) -> list:
 
 def run_memory(args) -> dict:
     results = {}
-    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
     with tempfile.TemporaryDirectory() as tmp:
         # the children read the config as this process resolved it
         # (--cfg-options included)
         config = osp.join(tmp, 'config.py')
         B.load_config(args.config, args.cfg_options).dump(config)
         for name in args.variants:
-            proc = subprocess.run(_child_command(args, config, name),
-                                  capture_output=True, text=True, env=env)
-            if proc.returncode != 0:
-                raise RuntimeError(f'variant {name} failed:\n' +
-                                   proc.stderr[-2000:])
-            results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+            results[name] = B.run_child(_child_command(args, config, name),
+                                        what=f'variant {name}')
     base = results.get('plain')
     for r in results.values():
         if base:
