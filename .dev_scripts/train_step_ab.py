@@ -40,6 +40,7 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -72,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # ---------------------------------------------------------------- child ---
 def child(args: argparse.Namespace) -> None:
-    """Serve ``grads`` / ``time N`` / ``quit`` lines from stdin."""
+    """Serve ``grads FILE`` / ``time N`` / ``quit`` lines from stdin."""
     root = osp.abspath(args.child)
     sys.path.insert(0, root)
     os.chdir(root)
@@ -102,14 +103,13 @@ def child(args: argparse.Namespace) -> None:
         if cmd[0] == 'grads':
             loss, log = forward()
             wrapper.backward(loss)
-            grads = {
-                n: p.grad.flatten().tolist()
-                for n, p in model.named_parameters() if p.grad is not None
-            }
+            # the gradients go through a file (cmd[1]), not the pipe
+            torch.save({n: p.grad for n, p in model.named_parameters()
+                        if p.grad is not None}, cmd[1])
             wrapper.step()
             wrapper.zero_grad()
             send(dict(losses={k: float(v) for k, v in log.items()},
-                      grads=grads))
+                      grads=cmd[1]))
         elif cmd[0] == 'time':
             times = []
             for _ in range(int(cmd[1])):
@@ -167,6 +167,9 @@ class Side:
 
 def compare(old: dict, new: dict) -> dict:
     import torch
+    old, new = dict(old), dict(new)
+    for side in (old, new):
+        side['grads'] = torch.load(side['grads'])
     loss_rel = max(
         abs(new['losses'][k] - v) / max(abs(v), 1e-12)
         for k, v in old['losses'].items())
@@ -174,7 +177,7 @@ def compare(old: dict, new: dict) -> dict:
     for name, g_old in old['grads'].items():
         if name not in new['grads']:
             continue
-        a, b = torch.tensor(g_old), torch.tensor(new['grads'][name])
+        a, b = g_old.double(), new['grads'][name].double()
         scale = float(a.abs().max())
         rel = float((a - b).abs().max()) / scale if scale > 0 else float(
             (a - b).abs().max())
@@ -201,8 +204,10 @@ def main(argv=None) -> dict:
                           args.old_env),
                  new=Side('new', osp.abspath(args.new_root), args,
                           args.new_env))
+    tmp = tempfile.TemporaryDirectory()
     try:
-        first = {k: s.ask('grads') for k, s in sides.items()}
+        first = {k: s.ask(f'grads {osp.join(tmp.name, k)}.pth')
+                 for k, s in sides.items()}
         times = dict(old=[], new=[])
         for r in range(args.rounds):
             order = ('old', 'new') if r % 2 == 0 else ('new', 'old')
@@ -211,6 +216,8 @@ def main(argv=None) -> dict:
     finally:
         for s in sides.values():
             s.close()
+    comparison = compare(first['old'], first['new'])
+    tmp.cleanup()
     peaks.append(matmul_peak_gflops())
     batch = sides['new'].first['batch']
     result = dict(config=args.config, old_root=args.old_root,
@@ -225,7 +232,7 @@ def main(argv=None) -> dict:
                          images_per_s=round(batch / med, 3))
     result['ratio'] = round(result['new']['images_per_s'] /
                             result['old']['images_per_s'], 3)
-    result.update(compare(first['old'], first['new']))
+    result.update(comparison)
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:

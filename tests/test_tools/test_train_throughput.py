@@ -64,3 +64,33 @@ def test_bad_options_fail_clearly_before_any_work(tmp_path, argv, message):
     assert last.startswith('error: ') and message in last, last
     assert 'Traceback' not in proc.stderr
     assert '| magnet' not in proc.stdout + proc.stderr  # no cell ran
+
+
+def test_keep_freed_memory_applies_on_linux():
+    from projects.magnet.engine.benchmarking import keep_freed_memory
+    assert keep_freed_memory() is sys.platform.startswith('linux')
+
+
+def test_train_step_ab_same_code_gives_equal_losses_and_grads(tmp_path):
+    """``.dev_scripts/train_step_ab.py`` on one tree against itself:
+    losses and every gradient identical, images/s of both sides and their
+    ratio."""
+    out = tmp_path / 'ab.json'
+    script = osp.join(REPO_ROOT, '.dev_scripts', 'train_step_ab.py')
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+    proc = subprocess.run(
+        [sys.executable, script, CPU_CONFIG, '--old-root', REPO_ROOT,
+         '--batch', '2', '--shape', '32', '32', '--rounds', '2', '--steps',
+         '1', '--out', str(out)], cwd=REPO_ROOT, env=env,
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result['batch'] == 2 and result['shape'] == [32, 32]
+    assert result['max_loss_rel_diff'] == 0.0
+    assert result['max_grad_rel_diff'] == 0.0
+    assert result['grad_only_old'] == [] == result['grad_only_new']
+    assert 'loss' in result['losses_new']
+    for side in ('old', 'new'):
+        assert len(result[side]['times_s']) == 2
+        assert result[side]['images_per_s'] > 0
+    assert result['ratio'] > 0 and len(result['matmul_peak_gflop_s']) == 2
