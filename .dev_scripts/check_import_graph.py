@@ -32,7 +32,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: Sub-packages of ``projects.magnet`` from the bottom up: each may import
 #: those before it, never those after it.
 LAYERS = ('utils', 'compat', 'datasets', 'models', 'evaluation',
-          'visualization', 'engine', 'converters', 'apis')
+          'visualization', 'engine', 'converters', 'deployment', 'apis')
 
 
 def module_names(pkg_dir: str, pkg: str) -> Dict[str, str]:

@@ -81,6 +81,17 @@ class MagNetInferencer(BaseInferencer):
             config (:func:`build_inference_pipeline`).
         scope (str): registry scope. Defaults to ``'mmseg'``.
         show_progress (bool): a progress bar over the batches.
+        backend (str): ``'pytorch'`` (default) or ``'onnxruntime'``: the
+            network is then the ONNX file given as ``checkpoint`` (written
+            by ``tools/deployment/pytorch2onnx.py`` from this config), run
+            by ONNX Runtime; the pipeline, data preprocessor and
+            postprocessing stay the config's
+            (:class:`~projects.magnet.deployment.OnnxRuntimeSegmentor`).
+            Needs the optional ``onnxruntime``
+            (``requirements/deploy.txt``).
+        backend_options (dict, optional): for ``'onnxruntime'``: ``threads``
+            (intra-op threads), ``graph_optimization_level`` (``'all'``,
+            ``'extended'``, ``'basic'``, ``'disable'``), ``providers``.
 
     Call: ``inferencer(image, expressions, **kwargs)`` with one image and
     one or N expressions -> :class:`RefSegResult`; or
@@ -112,11 +123,29 @@ class MagNetInferencer(BaseInferencer):
                  batch_size: int = 8,
                  pipeline: Optional[Compose] = None,
                  scope: str = 'mmseg',
-                 show_progress: bool = False) -> None:
+                 show_progress: bool = False,
+                 backend: str = 'pytorch',
+                 backend_options: Optional[dict] = None) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
                 or batch_size < 1:
             raise InvalidInputError(
                 f'batch_size must be an integer >= 1, got {batch_size!r}')
+        from ..deployment.backends import BACKENDS
+        if backend not in BACKENDS:
+            raise InvalidInputError(
+                f'backend must be one of {", ".join(map(repr, BACKENDS))}, '
+                f'got {backend!r}')
+        if backend != 'pytorch' and (isinstance(model, torch.nn.Module)
+                                     or checkpoint is None):
+            raise InvalidInputError(
+                f'backend={backend!r} runs an exported file: give the '
+                'config and the .onnx file written by tools/deployment/'
+                'pytorch2onnx.py as checkpoint')
+        if backend_options and backend == 'pytorch':
+            raise InvalidInputError(
+                'backend_options go with backend="onnxruntime"')
+        self.backend = backend
+        self.backend_options = dict(backend_options or {})
         init_default_scope(scope)
         self.batch_size = batch_size
         self._given_model = None
@@ -153,7 +182,34 @@ class MagNetInferencer(BaseInferencer):
         project's checkpoint loader), or the given model on ``device``."""
         if self._given_model is not None:
             return self._given_model.to(check_device(device)).eval()
+        if self.backend == 'onnxruntime':
+            return self._init_onnxruntime_model(cfg, weights, device)
         return init_model(cfg, weights, device)
+
+    def _init_onnxruntime_model(self, cfg: Config, onnx_file: str,
+                                device: str) -> torch.nn.Module:
+        """:class:`OnnxRuntimeSegmentor` on ``onnx_file`` with the config's
+        data preprocessor and ``test_cfg``; a CUDA device selects ONNX
+        Runtime's CUDA provider."""
+        from ..deployment import OnnxRuntimeSegmentor
+        dev = check_device(device)
+        options = dict(self.backend_options)
+        if dev.type == 'cuda':
+            options.setdefault('providers', ['CUDAExecutionProvider'])
+        if 'model' not in cfg:
+            raise InvalidInputError('the config has no "model"')
+        model_cfg = cfg.model
+        model = OnnxRuntimeSegmentor(
+            onnx_file,
+            data_preprocessor=model_cfg.get('data_preprocessor'),
+            test_cfg=model_cfg.get('test_cfg'),
+            **options)
+        from ..datasets import RefCOCODataset
+        model.dataset_meta = dict(
+            classes=RefCOCODataset.METAINFO['classes'],
+            palette=RefCOCODataset.METAINFO['palette'])
+        model.cfg = cfg
+        return model.eval()
 
     def _init_pipeline(self, cfg: Config) -> Compose:
         """:func:`build_inference_pipeline` of the config."""

@@ -8,7 +8,7 @@ encoder; a config without the stride-4 level is refused).
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -158,16 +158,22 @@ class MSDeformAttnEncoder(BaseModule):
         return points[None, :, None, :].expand(1, -1, num_levels, 2)
 
     def forward(self, query: Tensor, query_pos: Tensor,
-                spatial_shapes: Tensor, level_start_index: Tensor) -> Tensor:
+                spatial_shapes: Tensor, level_start_index: Tensor,
+                shapes: Optional[Sequence[Tuple[int, int]]] = None
+                ) -> Tensor:
         """Args:
             query (Tensor): ``(B, S, C)``; query_pos ``(B, S, C)``.
             spatial_shapes (Tensor): ``(L, 2)`` int64 ``(H_l, W_l)``.
             level_start_index (Tensor): ``(L, )``.
+            shapes (Sequence[tuple[int, int]], optional): the same sizes as
+                Python ints, when the caller has them (a tracer then needs
+                no tensor-to-int conversion).
 
         Returns:
             Tensor: ``(B, S, C)``.
         """
-        shapes = [tuple(s) for s in spatial_shapes.tolist()]
+        if shapes is None:
+            shapes = [tuple(s) for s in spatial_shapes.tolist()]
         reference_points = self.get_reference_points(
             shapes, len(shapes), query.device).expand(query.shape[0], -1, -1,
                                                       -1)
@@ -320,7 +326,7 @@ class MSDeformAttnPixelDecoder(BaseModule):
             (1, )), spatial_shapes.prod(1).cumsum(0)[:-1]))
 
         memory = self.encoder(query, query_pos, spatial_shapes,
-                              level_start_index)
+                              level_start_index, shapes)
         outs = [
             z.transpose(1, 2).reshape(bs, -1, h, w) for z, (h, w) in zip(
                 memory.split([h * w for h, w in shapes], dim=1), shapes)
