@@ -9,7 +9,8 @@ Usage:
         [--out result.json]
 
 Each side is one child process that imports ``projects.magnet`` from its
-root (``--old-root`` / ``--new-root``) and builds the config's training
+root (``--old-root`` / ``--new-root``), reads a relative CONFIG from that
+root too (from this checkout where the root lacks it) and builds its training
 model with the same seed (random weights, pretrained ``init_cfg`` dropped,
 the optimizer of the config; ``benchmarking.build_for_training`` of that
 root) and the same dummy batch (``benchmarking.dummy_batch``, ground-truth
@@ -72,6 +73,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------- child ---
+def config_path(config: str, root: str) -> str:
+    """``config`` as a side sees it: a relative path is read from that
+    side's ``root`` (its configs, e.g. optimizer settings, are part of the
+    code version), or from this script's checkout if ``root`` lacks it."""
+    if osp.isabs(config):
+        return config
+    own = osp.join(root, config)
+    return own if osp.exists(own) else osp.join(ROOT, config)
+
+
 def child(args: argparse.Namespace) -> None:
     """Serve ``grads FILE`` / ``time N`` / ``quit`` lines from stdin."""
     root = osp.abspath(args.child)
@@ -80,8 +91,7 @@ def child(args: argparse.Namespace) -> None:
     import torch
     torch.set_num_threads(args.threads)
     from projects.magnet.engine import benchmarking as B
-    cfg = B.load_config(osp.join(ROOT, args.config) if not osp.isabs(
-        args.config) else args.config)
+    cfg = B.load_config(config_path(args.config, root))
     batch, shape = B.train_batch_shape(cfg, args.batch, args.shape)
     model, wrapper = B.build_for_training(cfg)
     inputs, samples = B.dummy_batch(batch, shape, with_gt=True)

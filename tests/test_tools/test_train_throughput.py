@@ -94,3 +94,48 @@ def test_train_step_ab_same_code_gives_equal_losses_and_grads(tmp_path):
         assert len(result[side]['times_s']) == 2
         assert result[side]['images_per_s'] > 0
     assert result['ratio'] > 0 and len(result['matmul_peak_gflop_s']) == 2
+
+
+def test_train_step_ab_reads_each_sides_own_config(tmp_path):
+    """A relative CONFIG is read from each side's root (its optimizer
+    settings are part of that code version), from this checkout where the
+    root lacks it; an absolute path stays as it is."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'train_step_ab',
+        osp.join(REPO_ROOT, '.dev_scripts', 'train_step_ab.py'))
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    rel = osp.relpath(CPU_CONFIG, REPO_ROOT)
+    own = tmp_path / rel
+    own.parent.mkdir(parents=True)
+    own.write_text('')
+    assert ab.config_path(rel, str(tmp_path)) == str(own)
+    assert ab.config_path(rel, str(tmp_path / 'empty')) == osp.join(
+        REPO_ROOT, rel)
+    assert ab.config_path(CPU_CONFIG, str(tmp_path)) == CPU_CONFIG
+
+
+def test_train_py_keeps_freed_memory(monkeypatch):
+    """``tools/train.py`` applies ``keep_freed_memory`` before building the
+    Runner, so real training (and the demo's) gets what the benchmarks
+    measure."""
+    sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
+    try:
+        import train
+    finally:
+        sys.path.remove(osp.join(REPO_ROOT, 'tools'))
+    calls = []
+
+    class Runner:
+        def train(self):
+            calls.append('train')
+
+    monkeypatch.setattr(train, 'keep_freed_memory',
+                        lambda: calls.append('keep') or True)
+    monkeypatch.setattr(train, 'build_runner', lambda cfg, source: Runner())
+    monkeypatch.setattr(train, 'runner_config', lambda args: type(
+        'Cfg', (), {})())
+    monkeypatch.setattr(sys, 'argv', ['train.py', CPU_CONFIG])
+    train.main()
+    assert calls == ['keep', 'train']

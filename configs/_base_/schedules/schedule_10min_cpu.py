@@ -14,8 +14,10 @@ warmup_iters = 30
 optim_wrapper = dict(
     type='GuardedOptimWrapper',
     nonfinite='error',
+    # fused: one kernel per parameter instead of ~10 ops (the same update
+    # within float rounding; 0.11 -> 0.05 s of the CPU config's step)
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),
-                   weight_decay=0.01),
+                   weight_decay=0.01, fused=True),
     clip_grad=dict(max_norm=1.0),
     paramwise_cfg=dict(
         custom_keys={

@@ -185,3 +185,38 @@ def test_forward_gives_mmcv_module_numbers(impl, batch_first, ref_dims):
     with torch.no_grad():
         torch.testing.assert_close(ours(**kwargs), ref(**kwargs), rtol=0,
                                    atol=1e-12)
+
+
+def test_training_gradients_give_mmcv_module_numbers():
+    """The float (L, P, 2) offset normaliser (faster than mmcv's int64
+    (L, 2) broadcast): in fp32 training mode (grid_sample core), outputs
+    and the gradients of the input and of every parameter equal mmcv's
+    module."""
+    from mmcv.ops.multi_scale_deform_attn import \
+        MultiScaleDeformableAttention
+    torch.manual_seed(2)
+    cfg = dict(embed_dims=16, num_heads=2, num_levels=3, num_points=4,
+               batch_first=True, dropout=0.0)
+    ours = MSDeformAttn(pytorch_impl='grid_sample', **cfg).train()
+    ref = MultiScaleDeformableAttention(**cfg).train()
+    torch.nn.init.normal_(ours.sampling_offsets.weight, std=0.5)
+    ref.load_state_dict(ours.state_dict())
+    shapes = torch.tensor([(6, 5), (3, 3), (2, 1)])
+    start = torch.tensor([0, 30, 39])
+    query = torch.randn(2, 41, 16)
+    ref_pts = torch.rand(2, 41, 3, 2)
+    grads = []
+    for module in (ours, ref):
+        q = query.clone().requires_grad_()
+        out = module(query=q, value=q, reference_points=ref_pts,
+                     spatial_shapes=shapes, level_start_index=start)
+        out.square().sum().backward()
+        grads.append((out.detach(), q.grad,
+                      {n: p.grad for n, p in module.named_parameters()}))
+    (out, g, pg), (out_ref, g_ref, pg_ref) = grads
+    torch.testing.assert_close(out, out_ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-5)
+    assert pg.keys() == pg_ref.keys()
+    for name in pg:
+        torch.testing.assert_close(pg[name], pg_ref[name], rtol=1e-5,
+                                   atol=1e-5, msg=name)
