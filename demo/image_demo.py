@@ -17,7 +17,8 @@ is listed as ``<expression> (no target)`` in the legend and marked
 Usage:
     python demo/image_demo.py IMAGE "the man in red" ["the dog" ...] \\
         --config CONFIG --checkpoint CHECKPOINT --out-file out.png \\
-        [--threshold 0.5] [--device cpu|cuda:0] [--alpha 0.5] [--show]
+        [--threshold 0.5] [--device cpu|cuda:0] [--alpha 0.5] [--show] \\
+        [--backend pytorch|onnxruntime]
 
 Example (the CPU model trained by ``make demo``)::
 
@@ -74,6 +75,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='expressions per forward pass')
     parser.add_argument('--show', action='store_true',
                         help='also display the picture')
+    parser.add_argument('--backend', choices=('pytorch', 'onnxruntime'),
+                        default='pytorch',
+                        help='onnxruntime: --checkpoint is an ONNX file '
+                        'written by tools/deployment/pytorch2onnx.py')
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='config overrides, key=value')
     args = parser.parse_args(argv)
@@ -163,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.out_file, IMAGE_EXTENSIONS, what='--out-file',
                       inputs=[args.image, args.config, args.checkpoint])
     load_config(args.config)  # missing / not a config: named, now
-    if args.checkpoint is not None and '://' not in args.checkpoint:
+    if args.backend == 'onnxruntime':
+        check_input_file(args.checkpoint or '', 'ONNX file (--checkpoint)')
+    elif args.checkpoint is not None and '://' not in args.checkpoint:
         from projects.magnet.compat import check_torch_file
         check_input_file(args.checkpoint, 'checkpoint file',
                          allow_empty=True)
@@ -172,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
         print_log(note, logger='current', level=logging.WARNING)
     inferencer = MagNetInferencer(
         args.config, args.checkpoint, device=args.device,
-        cfg_options=args.cfg_options, batch_size=args.batch_size)
+        cfg_options=args.cfg_options, batch_size=args.batch_size,
+        backend=args.backend)
     result = inferencer(args.image, expressions, threshold=args.threshold)
     drawing = draw(inferencer, result, args.alpha)
     save_image(drawing, args.out_file)  # atomic: no half-written picture

@@ -183,6 +183,7 @@ def test_tool_json_and_printed_io(gres_onnx, capsys):
     (['OUT.txt'], "expected one of .onnx"),
     (['OUT.onnx', '--batch', '0'], '--batch must be >= 1'),
     (['OUT.onnx', '--opset', '15'], 'opset must be >= 16'),
+    (['OUT.onnx', '--num-tokens', '0'], '--num-tokens must be >= 1'),
 ])
 def test_tool_refuses_bad_arguments(tiny_files, tmp_path, args, match):
     tool = load_tool('tools/deployment/pytorch2onnx.py')

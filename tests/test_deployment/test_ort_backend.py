@@ -14,6 +14,8 @@ from projects.magnet.deployment import (BackendNotInstalledError,
                                         OnnxRuntimeSegmentor, make_session)
 from projects.magnet.utils import UserError
 
+from ..conftest import load_tool
+
 TOL = 2e-5
 
 
@@ -139,3 +141,22 @@ def test_not_a_magnet_file_and_wrong_input_size(tiny_files, tiny_onnx,
                   torch.ones(1, 20).long())
     with pytest.raises(UserError, match='inference only'):
         model(torch.zeros(1, 3, 64, 64), [], mode='loss')
+
+
+def test_image_demo_runs_the_onnx_file(tiny_files, tiny_onnx, image_bgr,
+                                       tmp_path):
+    import cv2
+    demo = load_tool('demo/image_demo.py')
+    img = str(tmp_path / 'img.png')
+    cv2.imwrite(img, image_bgr)
+    outs = {}
+    for backend, ckpt in (('pytorch', tiny_files[1]),
+                          ('onnxruntime', tiny_onnx[0])):
+        outs[backend] = str(tmp_path / f'{backend}.png')
+        assert demo.main([img, 'the red blob', 'the blue thing', '--config',
+                          tiny_files[0], '--checkpoint', ckpt, '--device',
+                          'cpu', '--backend', backend, '--out-file',
+                          outs[backend]]) in (0, None)
+    a, b = (cv2.imread(outs[k]) for k in ('pytorch', 'onnxruntime'))
+    assert a.shape == b.shape
+    assert (a != b).any(-1).mean() < 1e-3  # pixels at the threshold only

@@ -47,6 +47,20 @@ Variants: ``swin_cp`` = ``backbone.with_cp``, ``bert_cp`` =
 ``tools/train.py --amp`` picks (bf16 autocast on the CPU), ``amp_both`` =
 AMP + both checkpointing switches.
 
+``--backend ort`` (inference): the timed call is the same ``predict``
+(data samples in, probabilities and masks out) run by ONNX Runtime
+(:class:`~projects.magnet.deployment.OnnxRuntimeSegmentor`) on ``--onnx
+FILE`` (written by ``tools/deployment/pytorch2onnx.py`` for this ``--shape``
+and ``--batch``), or on the model exported first in this process (random
+weights or CHECKPOINT; then its FLOPs are counted on the PyTorch model and
+``max_abs_diff_vs_pytorch`` compares both probability maps on the timed
+input). ``--ort-level`` sets the graph optimisation level, ``--threads`` the
+intra-op threads, ``--int8`` times an int8 dynamically quantized copy
+(opt-in, never the default; its deviation is reported: from PyTorch, or with
+``--onnx`` from the float file, ``int8_vs_float_onnx``). With
+``--onnx`` the process holds no PyTorch model: the peak RSS is ONNX
+Runtime's alone (the float reference of ``--int8`` excepted).
+
 ``--channels-last`` converts the images and conv weights; ``--compile``
 compiles the Swin blocks, the pixel decoder and the transformer decoder
 (``torch.compile``, static shapes). Both are opt-in: measure them on your
@@ -105,6 +119,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                            default='inference',
                            help='torch.inference_mode (default) or no_grad')
     inference.add_argument('--no-flops', action='store_true')
+    inference.add_argument('--backend', choices=('pytorch', 'ort'),
+                           default='pytorch',
+                           help='PyTorch (default) or ONNX Runtime')
+    inference.add_argument('--onnx', metavar='FILE',
+                           help='--backend ort: an exported model (default: '
+                           'export the model first)')
+    inference.add_argument('--ort-level', default='all',
+                           choices=('disable', 'basic', 'extended', 'all'),
+                           help='--backend ort: graph optimisation level')
+    inference.add_argument('--int8', action='store_true',
+                           help='--backend ort: time an int8 dynamically '
+                           'quantized copy')
     inference.add_argument('--no-matmul-peak', action='store_true')
     memory = p.add_argument_group('--mode memory')
     memory.add_argument('--variants', nargs='+', default=list(VARIANTS),
@@ -119,6 +145,19 @@ def parse_args(argv=None) -> argparse.Namespace:
             'inference only')
     if args.checkpoint:  # missing, a folder, empty: before any work
         check_input_file(args.checkpoint, 'checkpoint file')
+    if (args.onnx or args.int8 or args.ort_level != 'all') and \
+            args.backend != 'ort':
+        raise InvalidInputError('--onnx / --int8 / --ort-level go with '
+                                '--backend ort')
+    if args.backend == 'ort' and (args.mode != 'inference'
+                                  or args.channels_last or args.compile):
+        raise InvalidInputError('--backend ort times inference only, '
+                                'without --channels-last / --compile')
+    if args.onnx:
+        check_input_file(args.onnx, '--onnx file')
+        if args.checkpoint:
+            raise InvalidInputError(
+                'give CHECKPOINT (exported here) or --onnx FILE, not both')
     if args.repeat is None:
         args.repeat = REPEAT.get(args.mode, 1)
     if args.repeat < 1:
@@ -136,19 +175,59 @@ def _common(args, mode: str, batch: int, shape) -> dict:
                 batch=batch, shape=list(shape))
 
 
+def _ort_model(args, cfg, tmp: str, batch: int, shape,
+               torch_model=None):
+    """The ONNX Runtime segmentor of ``--backend ort``: on ``--onnx``, or
+    on ``torch_model`` exported to ``tmp`` (+ its int8 copy)."""
+    from projects.magnet.deployment import OnnxRuntimeSegmentor, export_onnx
+    onnx_file = args.onnx
+    if onnx_file is None:
+        onnx_file = osp.join(tmp, 'model.onnx')
+        export_onnx(torch_model, onnx_file, shape, args.num_tokens,
+                    batch=batch)
+    if args.int8:
+        from projects.magnet.deployment.quantize import quantize_int8
+        onnx_file = quantize_int8(onnx_file, osp.join(tmp, 'int8.onnx'))
+    return OnnxRuntimeSegmentor(onnx_file, cfg.model.data_preprocessor,
+                                cfg.model.get('test_cfg'),
+                                threads=args.threads,
+                                graph_optimization_level=args.ort_level)
+
+
+def _max_prob_diff(predict_a, predict_b) -> float:
+    """Largest probability difference of two predictions of a batch (each
+    read before the next call: ``predict`` fills the same data samples)."""
+    a = [s.seg_logits.data.clone() for s in predict_a()]
+    b = [s.seg_logits.data.clone() for s in predict_b()]
+    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+
 def run_inference(args) -> dict:
     device = args.device
     batch, shape = args.batch or 1, tuple(args.shape or (480, 480))
     cfg = B.load_config(args.config, args.cfg_options)
-    model = B.build_model(cfg, args.checkpoint, device)
-    model = apply_switches(model, args.channels_last, args.compile)
+    torch_model = None
+    if not args.onnx:
+        torch_model = B.build_model(cfg, args.checkpoint, device)
+        torch_model = apply_switches(torch_model, args.channels_last,
+                                     args.compile)
     inputs, samples = B.dummy_inputs(args, batch, shape)
     grad_ctx = (torch.inference_mode
                 if args.grad_mode == 'inference' else torch.no_grad)
+    model, tmp, extra = torch_model, None, {}
+    if args.backend == 'ort':
+        tmp = tempfile.TemporaryDirectory()
+        model = _ort_model(args, cfg, tmp.name, batch, shape, torch_model)
+        extra = dict(backend='ort', onnx=args.onnx, int8=args.int8,
+                     ort_graph_optimization_level=args.ort_level)
 
     def call():
         with grad_ctx():
             return model.predict(inputs, samples)
+
+    def torch_call():
+        with grad_ctx():
+            return torch_model.predict(inputs, samples)
 
     if str(device).startswith('cuda'):
         torch.cuda.reset_peak_memory_stats()
@@ -161,10 +240,31 @@ def run_inference(args) -> dict:
         compile=args.compile, warmup=args.warmup, repeat=args.repeat,
         **timing, throughput_img_s=round(batch / timing['median_s'], 4),
         peak_memory_mib=round(peak, 1), peak_memory_kind=peak_kind,
-        num_parameters=sum(p.numel() for p in model.parameters()))
+        num_parameters=None if torch_model is None else sum(
+            p.numel() for p in torch_model.parameters()), **extra)
+    if args.backend == 'ort' and torch_model is not None:
+        result['max_abs_diff_vs_pytorch'] = _max_prob_diff(call,
+                                                           torch_call)
+    elif args.int8:  # no PyTorch model: the float file is the reference
+        args.int8 = False
+        float_model = _ort_model(args, cfg, tmp.name, batch, shape)
+        args.int8 = True
+        ids, mask = float_model.text_inputs([s.metainfo for s in samples],
+                                            torch.device('cpu'))
+        a = model.run(inputs, ids, mask)
+        b = float_model.run(inputs, ids, mask)
+        result['int8_vs_float_onnx'] = dict(
+            prob_max_abs_diff=float((a['prob'] - b['prob']).abs().max()),
+            mask_logits_max_abs_diff=float(
+                (a['mask_logits'] - b['mask_logits']).abs().max()),
+            mask_pixels_changed=float(
+                ((a['prob'] > 0.5) != (b['prob'] > 0.5)).float().mean()))
+        del float_model
+    if tmp is not None:
+        tmp.cleanup()
     gflops = None
-    if not args.no_flops:
-        flops, by_op = B.count_flops(call)
+    if not args.no_flops and torch_model is not None:
+        flops, by_op = B.count_flops(torch_call)
         gflops = flops / 1e9
         result['flops_by_op_g'] = {k: round(v / 1e9, 3)
                                    for k, v in sorted(by_op.items())}

@@ -2,12 +2,12 @@
 
 Usage:
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT OUT.onnx \\
-        [--shape H W] [--dynamic-batch] [--batch B] [--opset 18] \\
-        [--no-verify] [--int8 OUT_INT8.onnx]
+        [--shape H W] [--num-tokens N] [--dynamic-batch] [--batch B] \\
+        [--opset 18] [--no-verify] [--int8 OUT_INT8.onnx] [--json F]
 
-CHECKPOINT is a checkpoint of the config's model (``none``: the config's
-init weights, for benchmarks only). The exported graph (opset >= 16, checked
-with ``onnx.checker``):
+CHECKPOINT is a checkpoint of the config's model (``none``: random
+weights, pretrained ``init_cfg`` entries dropped; for benchmarks only).
+The exported graph (opset >= 16, checked with ``onnx.checker``):
 
     inputs   image           (B, 3, H, W) float32  RGB, normalised by the
                                                    config's mean / std
@@ -18,7 +18,8 @@ with ``onnx.checker``):
              no_target_score (B,) float32          gRefCOCO heads only
 
 ``H x W`` is what the config's test pipeline and data preprocessor give
-(``--shape`` overrides it), N the tokenizer's ``max_length``; B is fixed
+(``--shape`` overrides it), N the tokenizer's ``max_length``
+(``--num-tokens``; with both the pipeline is not run); B is fixed
 (``--batch``, default 1) unless ``--dynamic-batch``. The file's metadata
 records these (``magnet.*`` keys). Run it with ``MagNetInferencer(CONFIG,
 OUT.onnx, backend='onnxruntime')`` or ``demo/image_demo.py --backend
@@ -69,6 +70,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                    help='image input size (default: what the config\'s '
                    'test pipeline gives)')
+    p.add_argument('--num-tokens', type=int,
+                   help='text inputs\' length (default: the tokenizer\'s '
+                   'max_length in the test pipeline); with --shape the '
+                   'pipeline is not run (no tokenizer needed)')
     p.add_argument('--dynamic-batch', action='store_true',
                    help='a symbolic batch axis')
     p.add_argument('--batch', type=int, default=1,
@@ -142,23 +147,31 @@ def run(argv: Optional[list] = None) -> dict:
         check_output_file(args.json, ['.json'], what='--json')
     if args.batch < 1:
         raise InvalidInputError(f'--batch must be >= 1, got {args.batch}')
+    if args.num_tokens is not None and args.num_tokens < 1:
+        raise InvalidInputError(
+            f'--num-tokens must be >= 1, got {args.num_tokens}')
     from projects.magnet.deployment import OPSET, export_onnx, require
     require('onnx')
     require('onnxscript')
     if args.verify or args.int8:
         require('onnxruntime')
-    import warnings
-
     from projects.magnet.apis import init_model
-    checkpoint = None if args.checkpoint.lower() == 'none' else \
-        args.checkpoint
-    with warnings.catch_warnings():
-        if checkpoint is None:
-            warnings.simplefilter('ignore')
-        model = init_model(args.config, checkpoint, device='cpu')
-    shape, num_tokens = pipeline_input_shape(model, model.cfg)
-    if args.shape:
-        shape = tuple(args.shape)
+    from projects.magnet.utils import load_config
+    if args.checkpoint.lower() == 'none':
+        # random weights, pretrained init_cfg entries dropped (nothing is
+        # downloaded): for benchmarks
+        from projects.magnet.engine.benchmarking import build_model
+        cfg = load_config(args.config)
+        model = build_model(cfg)
+    else:
+        model = init_model(args.config, args.checkpoint, device='cpu')
+        cfg = model.cfg
+    if args.shape and args.num_tokens:
+        shape, num_tokens = tuple(args.shape), args.num_tokens
+    else:
+        shape, num_tokens = pipeline_input_shape(model, cfg)
+        shape = tuple(args.shape or shape)
+        num_tokens = args.num_tokens or num_tokens
     info = export_onnx(model, args.out, shape, num_tokens,
                        dynamic_batch=args.dynamic_batch, batch=args.batch,
                        opset=args.opset or OPSET)

@@ -90,7 +90,8 @@ class OnnxRuntimeSegmentor(BaseModel):
     Args:
         onnx_file (str): a file written by ``tools/deployment/
             pytorch2onnx.py``.
-        data_preprocessor (dict): the config's ``model.data_preprocessor``.
+        data_preprocessor (dict | nn.Module): the config's
+            ``model.data_preprocessor`` (built from mmseg's registry).
         test_cfg (dict): the config's ``model.test_cfg`` (``threshold``,
             ``output_size``, ``no_target_threshold``...).
         align_corners (bool, optional): the decode head's (used when
@@ -112,6 +113,10 @@ class OnnxRuntimeSegmentor(BaseModel):
                  test_cfg: Optional[dict] = None,
                  align_corners: Optional[bool] = None,
                  **session_options) -> None:
+        if isinstance(data_preprocessor, dict):
+            # mmseg's registry (SegDataPreProcessor), whatever the scope
+            from mmseg.registry import MODELS
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor)
         self.onnx_file = os.fspath(onnx_file)
         self.session = make_session(self.onnx_file, **session_options)
