@@ -82,11 +82,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='config overrides, key=value')
     args = parser.parse_args(argv)
+    check_drawing_args(parser, args)
+    return args
+
+
+def check_drawing_args(parser: argparse.ArgumentParser,
+                       args: argparse.Namespace) -> None:
+    """A usage error for ``--threshold`` / ``--alpha`` outside [0, 1]
+    (shared with ``demo/web_demo.py``)."""
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         parser.error(f'--threshold must be in [0, 1], got {args.threshold}')
     if not 0.0 <= args.alpha <= 1.0:
         parser.error(f'--alpha must be in [0, 1], got {args.alpha}')
-    return args
 
 
 def draw(inferencer, result, alpha: float = 0.5) -> np.ndarray:

@@ -50,7 +50,8 @@ for _path in (ROOT, DEMO_DIR):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from image_demo import DEFAULT_CONFIG, draw  # noqa: E402
+from image_demo import (DEFAULT_CONFIG, check_drawing_args,  # noqa: E402
+                        draw)
 
 from projects.magnet.utils import UserError  # noqa: E402
 
@@ -106,10 +107,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='config overrides, key=value')
     args = parser.parse_args(argv)
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        parser.error(f'--threshold must be in [0, 1], got {args.threshold}')
-    if not 0.0 <= args.alpha <= 1.0:
-        parser.error(f'--alpha must be in [0, 1], got {args.alpha}')
+    check_drawing_args(parser, args)
     if not 0 <= args.port <= 65535:
         parser.error(f'--port must be in [0, 65535], got {args.port}')
     return args
