@@ -46,15 +46,14 @@ def test_benchmark_ort_on_an_exported_file(tiny_files, tiny_onnx):
 
 
 def test_benchmark_ort_exports_and_reports_int8_deviation(tiny_files):
-    res = _json(_run([BENCHMARK, *tiny_files, '--backend', 'ort',
-                      '--shape', '64', '64', '--repeat', '1', '--threads',
-                      '1', '--no-matmul-peak']))
-    assert res['max_abs_diff_vs_pytorch'] <= 2e-5
-    assert res['gflops'] > 0
+    """CHECKPOINT exported in the benchmark's process, quantized, timed;
+    FLOPs counted on the PyTorch model, the int8 deviation reported (the
+    fp32 export's equality is checked by test_onnx_export.py)."""
     q = _json(_run([BENCHMARK, *tiny_files, '--backend', 'ort', '--int8',
                     '--shape', '64', '64', '--repeat', '1', '--threads',
-                    '1', '--no-matmul-peak', '--no-flops']))
-    assert q['int8'] is True
+                    '1', '--no-matmul-peak']))
+    assert q['int8'] is True and q['onnx'] is None
+    assert q['gflops'] > 0 and q['num_parameters'] > 0
     assert 2e-5 < q['max_abs_diff_vs_pytorch'] < 0.5
 
 
