@@ -46,7 +46,8 @@ from ..utils.errors import InvalidInputError
 from ..utils.output_files import (IMAGE_EXTENSIONS, check_output_file,
                                   save_image)
 from .model import (OUTPUT_SIZES, as_config, call_test_cfg, check_device,
-                    init_model, model_test_cfg, override_test_cfg)
+                    default_dataset_meta, init_model, model_test_cfg,
+                    override_test_cfg)
 from .pipeline import (ExpressionError, ImageInput, build_inference_pipeline,
                        check_expressions)
 from .result import RefSegResult
@@ -204,10 +205,7 @@ class MagNetInferencer(BaseInferencer):
             data_preprocessor=model_cfg.get('data_preprocessor'),
             test_cfg=model_cfg.get('test_cfg'),
             **options)
-        from ..datasets import RefCOCODataset
-        model.dataset_meta = dict(
-            classes=RefCOCODataset.METAINFO['classes'],
-            palette=RefCOCODataset.METAINFO['palette'])
+        model.dataset_meta = default_dataset_meta()
         model.cfg = cfg
         return model.eval()
 

@@ -127,6 +127,13 @@ def _quiet_init_weights(model: torch.nn.Module) -> None:
         logger.setLevel(level)
 
 
+def default_dataset_meta() -> dict:
+    """Classes / palette of a model whose checkpoint names none (the
+    referring datasets' background / referent)."""
+    return dict(classes=RefCOCODataset.METAINFO['classes'],
+                palette=RefCOCODataset.METAINFO['palette'])
+
+
 def init_model(config: ConfigInput,
                checkpoint: Optional[str] = None,
                device: Union[str, torch.device] = 'cpu',
@@ -194,9 +201,7 @@ def init_model(config: ConfigInput,
         install_checkpoint_loader()  # weights-only unless trusted
         ckpt = _load_checked(model, checkpoint, strict)
         meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
-    model.dataset_meta = meta.get('dataset_meta') or dict(
-        classes=RefCOCODataset.METAINFO['classes'],
-        palette=RefCOCODataset.METAINFO['palette'])
+    model.dataset_meta = meta.get('dataset_meta') or default_dataset_meta()
     model.cfg = cfg
     model.to(dev)
     model.eval()
